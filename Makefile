@@ -1,0 +1,34 @@
+# The two commands: `make demo` (set up, run the gateway on its embedded demo)
+# and `make test` (set up, run the whole test suite). Everything else is a helper.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup lint bench clean
+
+demo: $(STAMP)
+	$(VENV)/bin/spikegate serve
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+setup: $(STAMP)
+
+# Peers (reference decoders and frameworks) are test oracles only: the
+# `peers` extra. torch is pinned to the CPU build first so nothing pulls CUDA.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy spikegate drivers models service
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

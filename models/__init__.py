@@ -1,0 +1,1 @@
+"""The event-driven SNN core: NIR graphs as flat arrays, numba kernels, accounting."""

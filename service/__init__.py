@@ -1,0 +1,1 @@
+"""Wiring: config, pipelines, the aiohttp app, the CLI."""

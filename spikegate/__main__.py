@@ -1,0 +1,3 @@
+from spikegate.service.cli import main
+
+raise SystemExit(main())
