@@ -1,0 +1,224 @@
+"""Event-driven convolution: one input spike scatters its kernel onto the outputs it reaches.
+
+NIR's Conv1d / Conv2d are cross-correlations (PyTorch's convention)::
+
+    out[o, y, x] = bias[o] + Σ_{c ∈ group(o), ky, kx}
+                   w[o, c, ky, kx] · in[c, y·sy − py + ky·dy, x·sx − px + kx·dx]
+
+so an input spike at ``(c, iy, ix)`` reaches ``out[o, oy, ox]`` for every
+``ky`` with ``iy + py − ky·dy = oy·sy`` (and the same along x), for the output
+channels ``o`` of ``c``'s group. A Conv1d is a Conv2d with ``h = kh = 1``.
+
+Geometry travels as one int64 array (``GEOM_*`` indices) so kernels take
+arrays and scalars only. Tensors are flat, C order: ``(c, y, x)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+GEOM_C_IN, GEOM_H_IN, GEOM_W_IN = 0, 1, 2
+GEOM_C_OUT, GEOM_H_OUT, GEOM_W_OUT = 3, 4, 5
+GEOM_KH, GEOM_KW = 6, 7
+GEOM_SY, GEOM_SX = 8, 9
+GEOM_PY, GEOM_PX = 10, 11
+GEOM_DY, GEOM_DX = 12, 13
+GEOM_GROUPS = 14
+GEOM_SIZE = 15
+
+
+class ConvGeometryError(ValueError):
+    """A convolution whose shapes, strides, paddings or groups don't fit together."""
+
+
+def conv_output_size(
+    n_in: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dil: int
+) -> int:
+    """Output length along one axis (PyTorch's formula, padding possibly asymmetric)."""
+    return (n_in + pad_lo + pad_hi - dil * (kernel - 1) - 1) // stride + 1
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Shapes and hyper-parameters of one 2-D (or 1-D, ``h = kh = 1``) convolution.
+
+    ``py`` / ``px`` are the leading (top / left) paddings; trailing padding only
+    matters through ``h_out`` / ``w_out``.
+    """
+
+    c_in: int
+    h_in: int
+    w_in: int
+    c_out: int
+    h_out: int
+    w_out: int
+    kh: int
+    kw: int
+    sy: int = 1
+    sx: int = 1
+    py: int = 0
+    px: int = 0
+    dy: int = 1
+    dx: int = 1
+    groups: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("c_in", "h_in", "w_in", "c_out", "h_out", "w_out", "kh", "kw",
+                     "sy", "sx", "dy", "dx", "groups"):
+            if int(getattr(self, name)) < 1:
+                raise ConvGeometryError(f"convolution: {name} = {getattr(self, name)} must be ≥ 1")
+        for name in ("py", "px"):
+            if int(getattr(self, name)) < 0:
+                raise ConvGeometryError(f"convolution: {name} = {getattr(self, name)} must be ≥ 0")
+        if self.c_in % self.groups or self.c_out % self.groups:
+            raise ConvGeometryError(
+                f"convolution: groups = {self.groups} must divide c_in = {self.c_in} "
+                f"and c_out = {self.c_out}"
+            )
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.c_out, self.c_in // self.groups, self.kh, self.kw)
+
+    @property
+    def n_in(self) -> int:
+        return self.c_in * self.h_in * self.w_in
+
+    @property
+    def n_out(self) -> int:
+        return self.c_out * self.h_out * self.w_out
+
+    @property
+    def max_fan_out(self) -> int:
+        """An upper bound on the outputs one input spike reaches."""
+        return (self.c_out // self.groups) * self.kh * self.kw
+
+    def as_array(self) -> np.ndarray:
+        return np.array(
+            [self.c_in, self.h_in, self.w_in, self.c_out, self.h_out, self.w_out,
+             self.kh, self.kw, self.sy, self.sx, self.py, self.px, self.dy, self.dx,
+             self.groups],
+            dtype=np.int64,
+        )
+
+
+@njit(cache=True, nogil=True)
+def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_dirty):
+    """Add ``amount`` × the kernel of input ``src`` into ``acc``.
+
+    Every output touched for the first time (``dirty_flag == 0``) is flagged and
+    appended to ``dirty_list``. Returns ``(n_dirty, n_synops)``.
+    """
+    c_in = geom[0]
+    h_in = geom[1]
+    w_in = geom[2]
+    c_out = geom[3]
+    h_out = geom[4]
+    w_out = geom[5]
+    kh = geom[6]
+    kw = geom[7]
+    sy = geom[8]
+    sx = geom[9]
+    py = geom[10]
+    px = geom[11]
+    dy = geom[12]
+    dx = geom[13]
+    groups = geom[14]
+    cg_in = c_in // groups
+    cg_out = c_out // groups
+    c = src // (h_in * w_in)
+    rem = src - c * (h_in * w_in)
+    iy = rem // w_in
+    ix = rem - iy * w_in
+    g = c // cg_in
+    cl = c - g * cg_in
+    o0 = g * cg_out
+    n_synops = 0
+    for ky in range(kh):
+        ny = iy + py - ky * dy
+        if ny < 0:
+            break
+        if ny % sy != 0:
+            continue
+        oy = ny // sy
+        if oy >= h_out:
+            continue
+        for kx in range(kw):
+            nx = ix + px - kx * dx
+            if nx < 0:
+                break
+            if nx % sx != 0:
+                continue
+            ox = nx // sx
+            if ox >= w_out:
+                continue
+            for o in range(o0, o0 + cg_out):
+                j = (o * h_out + oy) * w_out + ox
+                acc[j] += amount * weight[((o * cg_in + cl) * kh + ky) * kw + kx]
+                n_synops += 1
+                if dirty_flag[j] == 0:
+                    dirty_flag[j] = 1
+                    dirty_list[n_dirty] = j
+                    n_dirty += 1
+    return n_dirty, n_synops
+
+
+@njit(cache=True, nogil=True)
+def _scatter_conv(src, amount, geom, weight, acc, dirty_flag, dirty_list):
+    """Scatter a batch of spikes (``src[i]`` × ``amount[i]``); returns ``(n_dirty, n_synops)``."""
+    n_dirty = 0
+    n_synops = 0
+    for i in range(src.shape[0]):
+        n_dirty, s = _scatter_conv_one(
+            src[i], amount[i], geom, weight, acc, dirty_flag, dirty_list, n_dirty
+        )
+        n_synops += s
+    return n_dirty, n_synops
+
+
+def scatter_conv(
+    geometry: ConvGeometry,
+    weight: np.ndarray,
+    src: np.ndarray,
+    amount: np.ndarray | None = None,
+    acc: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scatter input spikes at flat indices ``src`` through a convolution.
+
+    Returns ``(acc, touched, n_synops)``: the flat output accumulator (added to
+    in place when given), the flat indices of the outputs touched (first-touch
+    order) and the number of synaptic operations.
+    """
+    weight = np.ascontiguousarray(weight, dtype=np.float64)
+    if weight.shape != geometry.weight_shape:
+        raise ConvGeometryError(
+            f"convolution: weight shape {weight.shape} != expected {geometry.weight_shape}"
+        )
+    src = np.ascontiguousarray(src, dtype=np.int64)
+    if src.ndim != 1 or (src.size and (src.min() < 0 or src.max() >= geometry.n_in)):
+        raise ConvGeometryError(f"convolution: input indices must lie in [0, {geometry.n_in})")
+    if amount is None:
+        amount = np.ones(src.shape[0], dtype=np.float64)
+    amount = np.ascontiguousarray(amount, dtype=np.float64)
+    if amount.shape != src.shape:
+        raise ConvGeometryError(f"convolution: amount shape {amount.shape} != src {src.shape}")
+    if acc is None:
+        acc = np.zeros(geometry.n_out, dtype=np.float64)
+    elif acc.shape != (geometry.n_out,) or acc.dtype != np.float64:
+        raise ConvGeometryError(f"convolution: acc must be float64 of shape ({geometry.n_out},)")
+    flag = np.zeros(geometry.n_out, dtype=np.uint8)
+    touched = np.empty(geometry.n_out, dtype=np.int64)
+    n_dirty, n_synops = _scatter_conv(
+        src, amount, geometry.as_array(), weight.ravel(), acc, flag, touched
+    )
+    return acc, touched[:n_dirty].copy(), int(n_synops)
+
+
+def warm_up() -> None:
+    """Compile the convolution kernels on a tiny input."""
+    geometry = ConvGeometry(c_in=2, h_in=3, w_in=3, c_out=2, h_out=3, w_out=3, kh=3, kw=3,
+                            py=1, px=1, groups=2)
+    scatter_conv(geometry, np.ones(geometry.weight_shape), np.array([0, 4], dtype=np.int64))

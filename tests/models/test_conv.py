@@ -1,0 +1,114 @@
+"""Event-driven convolution / pooling scatter == dense clock-driven correlation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from spikegate.models import reference_conv as ref
+from spikegate.models.kernels import conv, pool
+from spikegate.models.kernels.conv import ConvGeometry, ConvGeometryError, conv_output_size
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 2))
+    c_out = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sy, sx = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dy, dx = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    py, px = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    h = draw(st.integers(max(1, dy * (kh - 1) + 1 - 2 * py), 12))
+    w = draw(st.integers(max(1, dx * (kw - 1) + 1 - 2 * px), 12))
+    seed = draw(st.integers(0, 2**31))
+    return groups, c_in, c_out, (kh, kw), (sy, sx), (dy, dx), (py, px), (h, w), seed
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases())
+def test_conv2d_scatter_equals_dense_correlation(case):
+    groups, c_in, c_out, (kh, kw), (sy, sx), (dy, dx), (py, px), (h, w), seed = case
+    rng = np.random.default_rng(seed)
+    h_out = conv_output_size(h, kh, sy, py, py, dy)
+    w_out = conv_output_size(w, kw, sx, px, px, dx)
+    geometry = ConvGeometry(c_in, h, w, c_out, h_out, w_out, kh, kw, sy, sx, py, px, dy, dx,
+                            groups)
+    weight = rng.normal(size=geometry.weight_shape)
+    counts = rng.integers(0, 3, size=(c_in, h, w)) * (rng.random((c_in, h, w)) < 0.3)
+    src = np.flatnonzero(counts)
+    acc, touched, n_synops = conv.scatter_conv(geometry, weight, src, counts.ravel()[src])
+    dense = ref.correlate2d(counts.astype(float), weight, (sy, sx), (py, px), (dy, dx), groups)
+    np.testing.assert_allclose(acc.reshape(dense.shape), dense, atol=1e-12)
+    # touched is exactly the set of outputs the inputs reach (weights all nonzero a.s.)
+    reach = ref.correlate2d((counts > 0).astype(float), np.ones_like(weight), (sy, sx), (py, px),
+                            (dy, dx), groups)
+    assert sorted(touched.tolist()) == np.flatnonzero(reach).tolist()
+    assert len(set(touched.tolist())) == touched.size
+    assert n_synops == int(reach.sum())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 2),
+       st.integers(1, 2), st.integers(5, 12), st.integers(0, 2**31))
+def test_conv1d_scatter_equals_dense_correlation(groups, k, stride, pad, dil, length, seed):
+    rng = np.random.default_rng(seed)
+    c_in, c_out = 2 * groups, 3 * groups
+    l_out = conv_output_size(length, k, stride, pad, pad, dil)
+    geometry = ConvGeometry(c_in, 1, length, c_out, 1, l_out, 1, k, 1, stride, 0, pad, 1, dil,
+                            groups)
+    weight = rng.normal(size=(c_out, c_in // groups, k))
+    x = (rng.random((c_in, length)) < 0.4).astype(float)
+    src = np.flatnonzero(x)
+    acc, _, _ = conv.scatter_conv(geometry, weight[:, :, None, :], src)
+    dense = ref.correlate1d(x, weight, stride, pad, dil, groups)
+    np.testing.assert_allclose(acc.reshape(dense.shape), dense, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 3), st.integers(0, 1), st.integers(0, 1), st.integers(3, 9),
+       st.integers(3, 9), st.integers(0, 2**31))
+def test_pool_scatter_equals_dense_pooling(c, kh, kw, sy, sx, py, px, h, w, seed):
+    py, px = min(py, kh // 2), min(px, kw // 2)  # PyTorch: padding ≤ kernel / 2
+    rng = np.random.default_rng(seed)
+    geometry = pool.pool_geometry(c, h, w, kh, kw, sy, sx, py, px)
+    counts = rng.integers(0, 4, size=(c, h, w)) * (rng.random((c, h, w)) < 0.5)
+    src = np.flatnonzero(counts)
+    summed, _, _ = pool.scatter_pool(geometry, 1.0, src, counts.ravel()[src])
+    dense = ref.sum_pool2d(counts.astype(float), (kh, kw), (sy, sx), (py, px))
+    np.testing.assert_allclose(summed.reshape(dense.shape), dense, atol=1e-12)
+    averaged, _, _ = pool.scatter_pool(geometry, 1.0 / (kh * kw), src, counts.ravel()[src])
+    dense = ref.avg_pool2d(counts.astype(float), (kh, kw), (sy, sx), (py, px))
+    np.testing.assert_allclose(averaged.reshape(dense.shape), dense, atol=1e-12)
+
+
+def test_pool_is_depthwise_conv_with_constant_kernel():
+    geometry = pool.pool_geometry(3, 8, 8, 2, 2, 2, 2)
+    src = np.arange(geometry.n_in)
+    pooled, _, _ = pool.scatter_pool(geometry, 1.0, src)
+    conved, _, _ = conv.scatter_conv(geometry, np.ones(geometry.weight_shape), src)
+    np.testing.assert_array_equal(pooled, conved)
+
+
+def test_flatten_reference_merges_dims():
+    x = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    assert ref.flatten(x).shape == (24,)
+    assert ref.flatten(x, 1).shape == (2, 12)
+    np.testing.assert_array_equal(ref.flatten(x).ravel(), x.ravel())
+
+
+def test_bad_geometry_is_refused_with_a_sentence():
+    with pytest.raises(ConvGeometryError, match="groups = 2 must divide c_in = 3"):
+        ConvGeometry(3, 4, 4, 4, 4, 4, 3, 3, groups=2)
+    geometry = ConvGeometry(1, 4, 4, 1, 2, 2, 3, 3)
+    with pytest.raises(ConvGeometryError, match="weight shape"):
+        conv.scatter_conv(geometry, np.ones((1, 1, 2, 2)), np.array([0]))
+    with pytest.raises(ConvGeometryError, match="input indices"):
+        conv.scatter_conv(geometry, np.ones((1, 1, 3, 3)), np.array([16]))
+
+
+def test_warm_up_compiles():
+    conv.warm_up()
+    pool.warm_up()
