@@ -55,6 +55,7 @@ def test_conv2d_scatter_equals_dense_correlation(case):
 def test_conv1d_scatter_equals_dense_correlation(groups, k, stride, pad, dil, length, seed):
     rng = np.random.default_rng(seed)
     c_in, c_out = 2 * groups, 3 * groups
+    length = max(length, dil * (k - 1) + 1)
     l_out = conv_output_size(length, k, stride, pad, pad, dil)
     geometry = ConvGeometry(c_in, 1, length, c_out, 1, l_out, 1, k, 1, stride, 0, pad, 1, dil,
                             groups)
