@@ -1,0 +1,250 @@
+"""AEDAT 4.0: the real sample, the dv-processing TCP capture, writer round trips, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spikegate.drivers.errors import FormatError
+from spikegate.drivers.files import aedat4, detect, read_events
+from spikegate.drivers.files.base import concat_events, iter_event_chunks
+from spikegate.drivers.packet import EVENT_DTYPE, Geometry, make_events
+
+SAMPLE = "aermanager_data_sample.aedat4"
+WIRE = "wire/dv_processing_2.0.4_tcp_stream.first_batches.bin"
+
+
+def read_bytes(data: bytes, chunk_bytes: int = 1 << 22) -> tuple[Geometry | None, np.ndarray]:
+    header, chunks = iter_event_chunks(io.BytesIO(data), aedat4.FORMAT, "mem.aedat4", chunk_bytes)
+    return header.geometry, concat_events(chunks)
+
+
+def write_bytes(
+    events: np.ndarray, compression: aedat4.Compression, per_packet: int = 100
+) -> bytes:
+    out = io.BytesIO()
+    writer = aedat4.Aedat4Writer(out, Geometry(640, 480), compression, per_packet)
+    writer.write(events)
+    writer.close()
+    return out.getvalue()
+
+
+def reference(shared: Path, name: str) -> dict:
+    entries = json.loads((shared / "data" / "reference.json").read_text())
+    return next(e for e in entries if e["file"] == name)
+
+
+def random_events(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return make_events(
+        np.cumsum(rng.integers(0, 50, n)) + 1_600_000_000_000_000,
+        rng.integers(0, 640, n), rng.integers(0, 480, n), rng.integers(0, 2, n),
+    )
+
+
+def test_real_sample_matches_reference(shared: Path) -> None:
+    path = shared / "data" / SAMPLE
+    ref = reference(shared, SAMPLE)
+    header, events = read_events(path)
+    assert header.format == "aedat4"
+    assert header.geometry == Geometry(ref["width"], ref["height"])
+    assert len(events) == ref["count"]
+    assert int(events["t"][0]) == ref["t_first_us"]
+    assert int(events["t"][-1]) == ref["t_last_us"]
+    assert int(events["x"].min()) == ref["x_min"] and int(events["x"].max()) == ref["x_max"]
+    assert int(events["y"].min()) == ref["y_min"] and int(events["y"].max()) == ref["y_max"]
+    assert int((events["p"] == 1).sum()) == ref["n_on"]
+    assert int((events["p"] == 0).sum()) == ref["n_off"]
+    first = np.load(shared / "data" / f"{SAMPLE}.first1000.npy")
+    np.testing.assert_array_equal(events[:1000], first)
+
+
+def test_real_sample_header_lists_every_stream(shared: Path) -> None:
+    with open(shared / "data" / SAMPLE, "rb") as f:
+        header = aedat4.FORMAT.read_header(f, SAMPLE)
+    assert header.meta["streams"] == "0:EVTS,2:IMUS,3:TRIG"
+    assert header.meta["compression"] == "LZ4"
+    assert detect(shared / "data" / SAMPLE) is aedat4.FORMAT
+
+
+@pytest.mark.parametrize("chunk_bytes", [1024, 4096, 65536])
+def test_real_sample_chunk_size_invariant(shared: Path, chunk_bytes: int) -> None:
+    data = (shared / "data" / SAMPLE).read_bytes()
+    _, whole = read_bytes(data)
+    _, chunked = read_bytes(data, chunk_bytes)
+    np.testing.assert_array_equal(chunked, whole)
+
+
+def test_tcp_capture_decodes_to_first_events(shared: Path) -> None:
+    """dv-processing's NetworkWriter stream: u32 length + IOHeader, then packets."""
+    data = (shared / "data" / WIRE).read_bytes()
+    size = struct.unpack_from("<I", data, 0)[0]
+    header = aedat4.parse_ioheader(data[4:4 + size], "tcp")
+    assert header.compression == aedat4.Compression.NONE
+    assert header.event_stream_id == 0
+    assert header.geometry == Geometry(320, 240)
+    pos = 4 + size
+    parts = []
+    while pos + 8 <= len(data):
+        sid, n = struct.unpack_from("<ii", data, pos)
+        events = aedat4.decode_packet_payload(data[pos + 8:pos + 8 + n], header.compression,
+                                              "tcp", pos + 8)
+        assert sid == 0 and events is not None
+        parts.append(events)
+        pos += 8 + n
+    assert pos == len(data)
+    events = np.concatenate(parts)
+    first = np.load(shared / "data" / f"{SAMPLE}.first1000.npy")
+    np.testing.assert_array_equal(events[:1000], first)
+
+
+def imus_packet(stream_id: int, compression: aedat4.Compression) -> bytes:
+    """An IMUS packet with an empty IMU vector (what a reader must skip)."""
+    flat = struct.pack("<II4s2xHHHiII", 28, 16, b"IMUS", 6, 8, 4, 6, 4, 0)
+    body = aedat4.compress(flat, compression)
+    return struct.pack("<ii", stream_id, len(body)) + body
+
+
+IMU_FIRST_XML = """<dv version="2.0">
+    <node name="outInfo" path="/outInfo/">
+        <node name="0" path="/outInfo/0/">
+            <attr key="originalOutputName" type="string">imu</attr>
+            <attr key="typeIdentifier" type="string">IMUS</attr>
+        </node>
+        <node name="1" path="/outInfo/1/">
+            <attr key="originalOutputName" type="string">events</attr>
+            <attr key="typeIdentifier" type="string">EVTS</attr>
+            <node name="info" path="/outInfo/1/info/">
+                <attr key="sizeX" type="int">346</attr>
+                <attr key="sizeY" type="int">260</attr>
+            </node>
+        </node>
+    </node>
+</dv>
+"""
+
+
+def imu_first_file(events: np.ndarray, compression: aedat4.Compression) -> bytes:
+    parts = [aedat4.MAGIC, aedat4.encode_ioheader(compression, IMU_FIRST_XML)]
+    for i in range(0, len(events), 50):
+        parts.append(imus_packet(0, compression))
+        parts.append(aedat4.encode_evts_packet(events[i:i + 50], 1, compression))
+    return b"".join(parts)
+
+
+def test_imu_stream_listed_first_is_skipped(tmp_path: Path) -> None:
+    events = random_events(300)
+    data = imu_first_file(events, aedat4.Compression.LZ4)
+    geometry, decoded = read_bytes(data)
+    assert geometry == Geometry(346, 260)
+    np.testing.assert_array_equal(decoded, events)
+    aedat = pytest.importorskip("aedat")
+    path = tmp_path / "imu_first.aedat4"
+    path.write_bytes(data)
+    peer = np.concatenate([p["events"] for p in aedat.Decoder(str(path)) if "events" in p])
+    np.testing.assert_array_equal(peer["t"], events["t"])
+    np.testing.assert_array_equal(peer["x"], events["x"])
+
+
+def test_decode_payload_of_other_type_is_none() -> None:
+    body = imus_packet(0, aedat4.Compression.ZSTD)[8:]
+    assert aedat4.decode_packet_payload(body, aedat4.Compression.ZSTD, "t") is None
+
+
+def test_encode_packet_round_trip() -> None:
+    events = random_events(77)
+    packet = aedat4.encode_evts_packet(events, 5, aedat4.Compression.ZSTD_HIGH)
+    sid, size = struct.unpack_from("<ii", packet)
+    assert sid == 5 and size == len(packet) - 8
+    decoded = aedat4.decode_packet_payload(packet[8:], aedat4.Compression.ZSTD_HIGH, "t")
+    np.testing.assert_array_equal(decoded, events)
+
+
+@pytest.mark.parametrize("compression", list(aedat4.Compression))
+def test_written_file_read_by_aedat_peer(tmp_path: Path, compression: aedat4.Compression) -> None:
+    aedat = pytest.importorskip("aedat")
+    events = random_events(1000, seed=3)
+    path = tmp_path / "out.aedat4"
+    path.write_bytes(write_bytes(events, compression, per_packet=300))
+    decoder = aedat.Decoder(str(path))
+    assert decoder.id_to_stream()[0]["width"] == 640
+    peer = np.concatenate([p["events"] for p in decoder if "events" in p])
+    np.testing.assert_array_equal(peer["t"], events["t"])
+    np.testing.assert_array_equal(peer["x"], events["x"])
+    np.testing.assert_array_equal(peer["y"], events["y"])
+    np.testing.assert_array_equal(peer["on"], events["p"] == 1)
+
+
+event_arrays = st.integers(0, 400).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n),
+        st.lists(st.integers(0, 32767), min_size=n, max_size=n),
+        st.lists(st.integers(0, 32767), min_size=n, max_size=n),
+        st.lists(st.integers(0, 1), min_size=n, max_size=n),
+    )
+).map(lambda cols: make_events(*cols))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_arrays, compression=st.sampled_from(list(aedat4.Compression)),
+       per_packet=st.integers(1, 500))
+def test_write_read_round_trip(events: np.ndarray, compression: aedat4.Compression,
+                               per_packet: int) -> None:
+    geometry, decoded = read_bytes(write_bytes(events, compression, per_packet))
+    assert geometry == Geometry(640, 480)
+    assert decoded.dtype == EVENT_DTYPE
+    np.testing.assert_array_equal(decoded, events)
+
+
+def _read_or_format_error(data: bytes) -> np.ndarray | None:
+    try:
+        return read_bytes(data, chunk_bytes=512)[1]
+    except FormatError:
+        return None
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(0, 10_000), compression=st.sampled_from(list(aedat4.Compression)))
+def test_truncation_raises_only_format_error(cut: int, compression: aedat4.Compression) -> None:
+    events = random_events(200, seed=1)
+    data = write_bytes(events, compression, per_packet=40)
+    decoded = _read_or_format_error(data[: cut % (len(data) + 1)])
+    if decoded is not None:  # a cut on a packet boundary reads a prefix
+        np.testing.assert_array_equal(decoded, events[: len(decoded)])
+
+
+@settings(max_examples=80, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
+                      max_size=4),
+       compression=st.sampled_from(list(aedat4.Compression)))
+def test_corruption_raises_only_format_error(flips: list[tuple[int, int]],
+                                             compression: aedat4.Compression) -> None:
+    data = bytearray(imu_first_file(random_events(120, seed=2), compression))
+    for where, mask in flips:
+        data[where % len(data)] ^= mask
+    _read_or_format_error(bytes(data))
+
+
+def test_bad_magic_and_header_errors() -> None:
+    with pytest.raises(FormatError, match="byte 0"):
+        read_bytes(b"#!AER-DAT3.1\r\n" + b"\0" * 20)
+    with pytest.raises(FormatError, match="too large"):
+        read_bytes(aedat4.MAGIC + struct.pack("<I", 1 << 30))
+    with pytest.raises(FormatError, match="truncated IOHeader"):
+        read_bytes(aedat4.MAGIC + struct.pack("<I", 100) + b"\0" * 10)
+    with pytest.raises(FormatError, match="IOHE"):
+        aedat4.parse_ioheader(b"\x08\0\0\0EVTS" + b"\0" * 16, "h")
+
+
+def test_undeclared_stream_and_huge_packet_are_format_errors() -> None:
+    head = aedat4.MAGIC + aedat4.encode_ioheader(aedat4.Compression.NONE, IMU_FIRST_XML)
+    with pytest.raises(FormatError, match="undeclared stream id 7"):
+        read_bytes(head + aedat4.encode_evts_packet(random_events(3), 7, 0))
+    with pytest.raises(FormatError, match="packet size"):
+        read_bytes(head + struct.pack("<ii", 1, 2**31 - 1))
