@@ -107,3 +107,38 @@ class EventPacket:
     def with_events(self, events: np.ndarray) -> EventPacket:
         """The same header with other events (what pure packet operations return)."""
         return replace(self, events=events)
+
+
+SPIKE_DTYPE = np.dtype([("t", "<i8"), ("neuron", "<u4")])
+"""An output spike: time (µs, the input clock) and output neuron index."""
+
+
+@dataclass(slots=True)
+class OutputPacket:
+    """What the core made of one ``EventPacket``: output spikes and decoded commands.
+
+    ``commands`` are small JSON-able dicts such as ``{"command": "turn", "value": -0.4}``.
+    ``seq`` and ``ingress_ns`` are the input packet's, so sinks can measure
+    end-to-end latency.
+    """
+
+    pipeline: str
+    seq: int
+    ingress_ns: int
+    t_us: int
+    spikes: np.ndarray
+    commands: list[dict[str, object]] = field(default_factory=list)
+    synops: int = 0
+    events_in: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON message sinks send (spikes as counts; binary frames carry arrays)."""
+        return {
+            "pipeline": self.pipeline,
+            "seq": self.seq,
+            "t_us": self.t_us,
+            "events_in": self.events_in,
+            "spikes": int(self.spikes.shape[0]),
+            "synops": self.synops,
+            "commands": self.commands,
+        }

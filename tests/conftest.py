@@ -10,6 +10,7 @@ import pytest
 
 from spikegate.drivers.packet import EventPacket, Geometry, make_events
 
+DEFAULT_GEOMETRY = Geometry(32, 32)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -17,7 +18,7 @@ def make_packet(
     n: int = 10,
     *,
     source: str = "test",
-    geometry: Geometry = Geometry(32, 32),
+    geometry: Geometry = DEFAULT_GEOMETRY,
     seq: int = 0,
     t0_us: int = 0,
     dt_us: int = 10,
@@ -45,3 +46,15 @@ def shared() -> Path:
             pytest.fail(f"{SHARED} is missing but SPIKEGATE_REQUIRE_SHARED=1")
         pytest.skip(f"real data not available: {SHARED} is absent")
     return SHARED
+
+
+async def eventually(condition, timeout_s: float = 10.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    """Await ``condition()`` becoming true, yielding to the loop; fail after ``timeout_s``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.005)

@@ -1,0 +1,99 @@
+"""The gateway: pipelines built from config, warmed up, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from spikegate.drivers.synthetic import MovingDisk, SyntheticDvsSource
+from spikegate.models.demo import TrackerNetwork
+
+from .config import (
+    DemoSourceConfig,
+    FileSourceConfig,
+    HttpSinkConfig,
+    PipelineConfig,
+    Settings,
+    SinkConfig,
+    SourceConfig,
+    TrackerModelConfig,
+    WebSocketSinkConfig,
+)
+from .decoding import Decoder, TrackerDecoder
+from .pipeline import Core, Pipeline, Source
+from .sinks import HttpSink, Sink, WebSocketSink
+
+log = logging.getLogger("spikegate.gateway")
+
+
+def build_source(cfg: SourceConfig) -> Source:
+    if isinstance(cfg, DemoSourceConfig):
+        scene = MovingDisk(cfg.width, cfg.height, cfg.radius_px, cfg.speed_px_s,
+                           cfg.rate_ev_s, cfg.noise_fraction, cfg.seed)
+        return SyntheticDvsSource(scene, cfg.name, cfg.packet_us, cfg.realtime, cfg.duration_s)
+    if isinstance(cfg, FileSourceConfig):
+        from spikegate.drivers.files.source import FileSource
+
+        return FileSource(cfg.path, name=cfg.name, format=cfg.format, speed=cfg.speed,
+                          loop=cfg.loop, packet_events=cfg.packet_events)
+    raise ValueError(f"unknown source kind {cfg!r}")
+
+
+def build_core(cfg: PipelineConfig, source: Source) -> tuple[Core, Decoder]:
+    interval_us = int(cfg.command_interval_ms * 1000)
+    model = cfg.model
+    if isinstance(model, TrackerModelConfig):
+        net = TrackerNetwork(source.geometry, model.n_x, model.n_y, model.tau_ms, model.v_th,
+                             gain=model.gain)
+        return net, TrackerDecoder(net.output_size, net.decode, interval_us)
+    raise ValueError(f"pipeline {cfg.name}: model kind {model.kind!r} is not available yet")
+
+
+def build_sink(cfg: SinkConfig) -> Sink:
+    if isinstance(cfg, WebSocketSinkConfig):
+        return WebSocketSink(cfg.name, cfg.buffer, cfg.client_buffer)
+    if isinstance(cfg, HttpSinkConfig):
+        return HttpSink(cfg.name, cfg.url, cfg.timeout_s, cfg.retries, cfg.backoff_s,
+                        cfg.backoff_max_s, cfg.buffer, cfg.policy)
+    raise ValueError(f"unknown sink kind {cfg!r}")
+
+
+def build_pipeline(cfg: PipelineConfig) -> Pipeline:
+    source = build_source(cfg.source)
+    core, decoder = build_core(cfg, source)
+    sinks = [build_sink(s) for s in cfg.sinks]
+    return Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size, cfg.queue_policy)
+
+
+class Gateway:
+    """Every pipeline of a ``Settings``; ``ready`` once all are warmed up and running."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pipelines: dict[str, Pipeline] = {
+            p.name: build_pipeline(p) for p in settings.pipelines
+        }
+        self.ready = False
+        self._ready_event = asyncio.Event()
+
+    async def start(self) -> None:
+        await asyncio.gather(*(p.warm_up() for p in self.pipelines.values()))
+        for pipeline in self.pipelines.values():
+            await pipeline.start()
+        self.ready = True
+        self._ready_event.set()
+        log.info("gateway ready: %s", ", ".join(self.pipelines))
+
+    async def wait_ready(self) -> None:
+        """Return once every pipeline is warmed up and running."""
+        await self._ready_event.wait()
+
+    async def stop(self) -> None:
+        self.ready = False
+        self._ready_event.clear()
+        await asyncio.gather(*(p.close() for p in self.pipelines.values()))
+
+    def status(self) -> dict[str, Any]:
+        return {"ready": self.ready,
+                "pipelines": [p.status() for p in self.pipelines.values()]}

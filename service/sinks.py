@@ -1,0 +1,206 @@
+"""Actuator sinks: each has its own bounded buffer and task, so none can stall the core.
+
+A sink is offered every ``OutputPacket`` of its pipeline by the hub. What it
+cannot keep is counted by its buffer's policy; what it could not deliver
+(an endpoint down past its retries) is counted as ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from spikegate.drivers.packet import OutputPacket
+
+from .queues import BoundedQueue, FullPolicy
+from .stats import LatencyWindow
+
+log = logging.getLogger("spikegate.sinks")
+
+
+class Sink:
+    """A bounded buffer and a delivery task; subclasses implement ``deliver``."""
+
+    kind = "sink"
+
+    def __init__(self, name: str, buffer_size: int = 256,
+                 policy: FullPolicy | str = FullPolicy.DROP_OLDEST) -> None:
+        self.name = name
+        self.buffer: BoundedQueue[OutputPacket] = BoundedQueue(buffer_size, policy)
+        self.delivered = 0
+        self.failed = 0
+        self.last_error: str | None = None
+        self.latency = LatencyWindow()
+        self._task: asyncio.Task[None] | None = None
+
+    def wants(self, out: OutputPacket) -> bool:
+        """Whether this sink takes ``out`` at all (e.g. only packets with commands)."""
+        return True
+
+    async def offer(self, out: OutputPacket) -> None:
+        """Hand ``out`` to the buffer (waits only under the ``block`` policy)."""
+        if self.wants(out):
+            await self.buffer.put(out)
+
+    async def deliver(self, out: OutputPacket) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"sink:{self.name}")
+
+    async def _run(self) -> None:
+        while True:
+            out = await self.buffer.get()
+            try:
+                await self.deliver(out)
+                self.delivered += 1
+                self.latency.add_ns(out.ingress_ns)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a sink's failure is counted, never fatal
+                self.failed += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("sink %s: delivery failed: %s", self.name, self.last_error)
+            finally:
+                self.buffer.task_done()
+
+    async def close(self, drain_timeout_s: float = 2.0) -> None:
+        """Deliver what is buffered (bounded by the timeout), then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.buffer.join(), drain_timeout_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "buffer": self.buffer.stats(),
+            "last_error": self.last_error,
+            "latency_us": self.latency.percentiles_us(),
+        }
+
+
+class WebSocketClient:
+    """One subscriber: its own bounded buffer and send task; what it misses is counted."""
+
+    def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64) -> None:
+        self.ws = ws
+        self.buffer: BoundedQueue[dict[str, Any]] = BoundedQueue(buffer_size,
+                                                                  FullPolicy.DROP_OLDEST)
+        self.sent = 0
+
+    async def send_loop(self) -> None:
+        while not self.ws.closed:
+            message = await self.buffer.get()
+            if self.buffer.dropped:
+                message = {**message, "missed": self.buffer.dropped}
+            await self.ws.send_json(message)
+            self.sent += 1
+
+
+class WebSocketSink(Sink):
+    """Fans outputs out to every websocket subscriber of the pipeline."""
+
+    kind = "websocket"
+
+    def __init__(self, name: str, buffer_size: int = 256, client_buffer: int = 64) -> None:
+        super().__init__(name, buffer_size, FullPolicy.DROP_OLDEST)
+        self.client_buffer = client_buffer
+        self.clients: set[WebSocketClient] = set()
+        self.client_drops = 0
+
+    def subscribe(self, ws: web.WebSocketResponse) -> WebSocketClient:
+        client = WebSocketClient(ws, self.client_buffer)
+        self.clients.add(client)
+        return client
+
+    def unsubscribe(self, client: WebSocketClient) -> None:
+        self.client_drops += client.buffer.dropped
+        self.clients.discard(client)
+
+    def wants(self, out: OutputPacket) -> bool:
+        return bool(self.clients)
+
+    async def deliver(self, out: OutputPacket) -> None:
+        message = out.to_json()
+        for client in list(self.clients):
+            client.buffer.put_nowait(message)
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base["clients"] = len(self.clients)
+        base["client_drops"] = self.client_drops + sum(c.buffer.dropped for c in self.clients)
+        return base
+
+
+class HttpSink(Sink):
+    """POSTs each output that carries commands, as JSON, to an actuator endpoint.
+
+    A failed POST (connection refused, timeout, a 5xx) is retried with
+    exponential backoff, ``retries`` times; then it counts as ``failed`` and
+    the next output goes on. A 4xx is not retried: the endpoint refused it.
+    """
+
+    kind = "http"
+
+    def __init__(self, name: str, url: str, timeout_s: float = 1.0, retries: int = 3,
+                 backoff_s: float = 0.05, backoff_max_s: float = 2.0, buffer_size: int = 256,
+                 policy: FullPolicy | str = FullPolicy.DROP_OLDEST,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(name, buffer_size, policy)
+        self.url = url
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.backoff_max_s = backoff_max_s
+        self.headers = headers or {}
+        self.retried = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def wants(self, out: OutputPacket) -> bool:
+        return bool(out.commands)
+
+    async def deliver(self, out: OutputPacket) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout, headers=self.headers)
+        body = out.to_json()
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            try:
+                async with self._session.post(self.url, json=body) as resp:
+                    if resp.status < 400:
+                        return
+                    if resp.status < 500:
+                        raise RuntimeError(f"{self.url} refused the command: HTTP {resp.status}")
+                    error = f"{self.url}: HTTP {resp.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = f"{self.url}: {type(exc).__name__}: {exc}"
+            if attempt < self.retries:
+                self.retried += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+        raise ConnectionError(f"{error} (after {self.retries} retries)")
+
+    async def close(self, drain_timeout_s: float = 2.0) -> None:
+        await super().close(drain_timeout_s)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base["url"] = self.url
+        base["retried"] = self.retried
+        return base

@@ -1,0 +1,78 @@
+"""The pipeline's counters: sequence gaps, queue drops, sinks that cannot keep up."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from spikegate.drivers.packet import EventPacket, Geometry, OutputPacket
+from spikegate.models.demo import TrackerNetwork
+from spikegate.service.decoding import TrackerDecoder
+from spikegate.service.pipeline import Pipeline
+from spikegate.service.queues import FullPolicy
+from spikegate.service.sinks import Sink
+from tests.conftest import eventually, make_packet
+
+GEOM = Geometry(32, 32)
+
+
+class ListSource:
+    def __init__(self, packets: list[EventPacket]) -> None:
+        self.name = "list"
+        self.items = packets
+
+    @property
+    def geometry(self) -> Geometry:
+        return GEOM
+
+    async def packets(self) -> AsyncIterator[EventPacket]:
+        for p in self.items:
+            yield p
+
+
+class StuckSink(Sink):
+    """Never finishes a delivery: the worst actuator."""
+
+    async def deliver(self, out: OutputPacket) -> None:
+        await asyncio.Event().wait()
+
+
+def pipeline(packets: list[EventPacket], sinks: list[Sink], **kw: object) -> Pipeline:
+    net = TrackerNetwork(GEOM, n_x=3, n_y=3)
+    return Pipeline("p", ListSource(packets), net, TrackerDecoder(9, net.decode), sinks,
+                    **kw)  # type: ignore[arg-type]
+
+
+async def test_sequence_gaps_are_counted() -> None:
+    packets = [make_packet(20, seq=s, t0_us=s * 1000) for s in (0, 1, 4, 5, 9)]
+    p = pipeline(packets, [])
+    await p.start()
+    await eventually(lambda: p.counters.packets == 5)
+    await p.close()
+    assert p.counters.seq_gaps == 2 and p.counters.packets_lost == 5
+
+
+async def test_a_stuck_sink_never_slows_the_core() -> None:
+    packets = [make_packet(50, seq=s, t0_us=s * 1000) for s in range(200)]
+    stuck = StuckSink("stuck", buffer_size=2, policy=FullPolicy.DROP_OLDEST)
+    p = pipeline(packets, [stuck], queue_policy=FullPolicy.BLOCK)
+    await p.start()
+    await eventually(lambda: p.counters.packets == 200, what="all packets through the core")
+    await eventually(lambda: p.hub.qsize() == 0)
+    assert stuck.buffer.dropped >= 190  # counted, not lost silently
+    assert p.status()["drops"]["sinks"] == stuck.buffer.dropped
+    await p.close()
+
+
+async def test_a_bad_packet_is_counted_and_the_core_goes_on() -> None:
+    class Fussy(TrackerNetwork):
+        def step(self, events):  # type: ignore[no-untyped-def]
+            if len(events) == 13:
+                raise ValueError("thirteen")
+            return super().step(events)
+
+    packets = [make_packet(n, seq=s) for s, n in enumerate([5, 13, 7])]
+    net = Fussy(GEOM, n_x=3, n_y=3)
+    p = Pipeline("p", ListSource(packets), net, TrackerDecoder(9, net.decode), [])
+    await p.start()
+    await eventually(lambda: p.counters.packets + p.counters.errors == 3)
+    await p.close()
+    assert p.counters.errors == 1 and "thirteen" in (p.counters.last_error or "")
