@@ -1,0 +1,117 @@
+"""N-MNIST / N-Caltech101 ``.bin`` (Orchard et al., ATIS saccades): read, write.
+
+Each event is 40 bits: byte 0 = x, byte 1 = y, then 24 big-endian bits whose
+top bit is the polarity (1 = ON) and whose low 23 bits are the timestamp in
+µs. A record with ``y == 240`` is a timestamp-overflow marker, not an event:
+it adds 2**13 µs to every later timestamp (the dataset's reference reader,
+which tonic follows). The sensor is 34×34 for N-MNIST.
+
+There is no magic: the format is chosen by the ``.bin`` extension (or by
+name), never by content.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+
+from ..errors import FormatError
+from ..packet import EVENT_DTYPE, Geometry, as_events
+from .base import FileHeader
+
+RECORD_BYTES = 5
+OVERFLOW_Y = 240
+OVERFLOW_STEP_US = 1 << 13
+GEOMETRY = Geometry(34, 34)
+
+
+def decode_records(raw: np.ndarray, overflows: int) -> tuple[np.ndarray, int]:
+    """(n, 5) uint8 records → events, and the overflow count carried to the next chunk."""
+    is_overflow = raw[:, 1] == OVERFLOW_Y
+    count = np.cumsum(is_overflow) + overflows
+    keep = ~is_overflow
+    rec = raw[keep]
+    out = np.empty(rec.shape[0], dtype=EVENT_DTYPE)
+    t = (
+        (rec[:, 2].astype(np.int64) & 0x7F) << 16
+        | rec[:, 3].astype(np.int64) << 8
+        | rec[:, 4].astype(np.int64)
+    )
+    out["t"] = t + count[keep] * OVERFLOW_STEP_US
+    out["x"] = rec[:, 0]
+    out["y"] = rec[:, 1]
+    out["p"] = rec[:, 2] >> 7
+    return out, int(count[-1]) if count.shape[0] else overflows
+
+
+class NmnistDecoder:
+    """Whole 5-byte records → events; the overflow count carries across chunks."""
+
+    def __init__(self, where: str) -> None:
+        self._where = where
+        self._overflows = 0
+
+    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        n = len(buf) // RECORD_BYTES
+        raw = np.frombuffer(buf, dtype=np.uint8, count=n * RECORD_BYTES).reshape(n, RECORD_BYTES)
+        events, self._overflows = decode_records(raw, self._overflows)
+        return events, n * RECORD_BYTES
+
+
+class NmnistWriter:
+    """Events → 40-bit records (t < 2**23 µs, x and y < 256, y ≠ 240)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+
+    def write(self, events: np.ndarray) -> None:
+        events = as_events(np.asarray(events), "events")
+        if events.shape[0] == 0:
+            return
+        t = events["t"]
+        if int(t.min()) < 0 or int(t.max()) >= 1 << 23:
+            raise ValueError("N-MNIST .bin stores t in 0 .. 2**23 - 1 µs")
+        if int(events["x"].max()) > 255 or int(events["y"].max()) > 255 or bool(
+            (events["y"] == OVERFLOW_Y).any()
+        ):
+            raise ValueError("N-MNIST .bin stores x, y in 0..255 and reserves y = 240")
+        raw = np.empty((events.shape[0], RECORD_BYTES), dtype=np.uint8)
+        raw[:, 0] = events["x"]
+        raw[:, 1] = events["y"]
+        raw[:, 2] = ((t >> 16) & 0x7F) | ((events["p"] != 0).astype(np.int64) << 7)
+        raw[:, 3] = (t >> 8) & 0xFF
+        raw[:, 4] = t & 0xFF
+        self._f.write(raw.tobytes())
+
+    def close(self) -> None:
+        self._f.flush()
+
+
+class NmnistFormat:
+    """N-MNIST 40-bit ``.bin``: by extension only."""
+
+    name = "nmnist"
+    extensions = (".bin",)
+
+    def sniff(self, head: bytes) -> bool:
+        return False  # no magic
+
+    def read_header(self, f: BinaryIO, where: str) -> FileHeader:
+        start = f.tell()
+        if f.read(9).startswith(b"#!AER-DAT"):
+            raise FormatError(f"{where}: byte 0: has an AEDAT header, not an N-MNIST .bin file")
+        return FileHeader(self.name, start, GEOMETRY, {})
+
+    def decoder(self, header: FileHeader, where: str) -> NmnistDecoder:
+        return NmnistDecoder(where)
+
+    def writer(self, f: BinaryIO, geometry: Geometry | None) -> NmnistWriter:
+        return NmnistWriter(f)
+
+
+FORMAT = NmnistFormat()
+
+
+def warm_up() -> None:
+    """Nothing to compile: decoding is numpy only."""
