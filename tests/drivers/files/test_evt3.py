@@ -1,0 +1,219 @@
+"""EVT 3.0: the real sample against its reference, hand-built words, round trips, bad input."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spikegate.drivers.errors import FormatError
+from spikegate.drivers.files import detect, read_events
+from spikegate.drivers.files.base import concat_events, iter_event_chunks
+from spikegate.drivers.files.evt3 import FORMAT, Evt3Writer, warm_up
+from spikegate.drivers.packet import EVENT_DTYPE, Geometry, make_events
+
+from .reference_figures import check_against_reference
+
+SAMPLE = "expelliarmus_evt3_sample.raw"
+
+
+def raw_file(words: list[int], header: str = "% evt 3.0\n") -> bytes:
+    return header.encode() + np.asarray(words, dtype="<u2").tobytes()
+
+
+def decode_bytes(data: bytes, chunk_bytes: int = 1 << 22) -> np.ndarray:
+    _, chunks = iter_event_chunks(io.BytesIO(data), FORMAT, "test.raw", chunk_bytes)
+    return concat_events(chunks)
+
+
+def encode(events: np.ndarray, geometry: Geometry | None) -> bytes:
+    buf = io.BytesIO()
+    writer = Evt3Writer(buf, geometry)
+    writer.write(events)
+    writer.close()
+    return buf.getvalue()
+
+
+def rows(events: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return [(int(e["t"]), int(e["x"]), int(e["y"]), int(e["p"])) for e in events]
+
+
+TH, TL, Y, X, BASE, V12, V8, TRIG, OTHERS, CONT = (
+    0x8000, 0x6000, 0x0000, 0x2000, 0x3000, 0x4000, 0x5000, 0xA000, 0xE000, 0xF000)
+ON = 0x800
+
+
+@pytest.mark.shared
+def test_sample_matches_reference(shared):
+    path = shared / "data" / SAMPLE
+    assert detect(path).name == "evt3"
+    header, events = read_events(path)
+    assert header.geometry == Geometry(1280, 720)
+    check_against_reference(shared / "data", SAMPLE, events)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("chunk_bytes", [4097, 65_535, 1 << 20])
+def test_sample_chunking_invariant(shared, chunk_bytes):
+    path = shared / "data" / SAMPLE
+    _, whole = read_events(path)
+    with open(path, "rb") as f:
+        _, chunks = iter_event_chunks(f, FORMAT, SAMPLE, chunk_bytes)
+        np.testing.assert_array_equal(concat_events(chunks), whole)
+
+
+def test_time_low_backwards_is_taken_as_is():
+    # OpenEB: under one TIME_HIGH, the last TIME_LOW holds even when it steps back
+    events = decode_bytes(raw_file([TH | 5, TL | 811, Y | 3, X | 10, TL | 800, X | 11]))
+    assert rows(events) == [(5 * 4096 + 811, 10, 3, 0), (5 * 4096 + 800, 11, 3, 0)]
+
+
+def test_time_high_resets_low_only_when_it_changes():
+    words = [TH | 5, TL | 100, Y | 1, X | 1, TH | 5, X | 2, TH | 6, X | 3]
+    assert [e[0] for e in rows(decode_bytes(raw_file(words)))] == [
+        5 * 4096 + 100, 5 * 4096 + 100, 6 * 4096]
+
+
+def test_time_high_wrap_adds_a_loop():
+    words = [TH | 4095, TL | 7, Y | 0, X | 0, TH | 0, TL | 1, X | 1, TH | 2047, TH | 0, X | 2]
+    t = [e[0] for e in rows(decode_bytes(raw_file(words)))]
+    # 2047 -> 0 is a drop of less than 2048: not a wrap
+    assert t == [4095 * 4096 + 7, (1 << 24) + 1, 1 << 24]
+
+
+def test_words_before_first_time_high_are_skipped():
+    words = [Y | 1, X | 5, TL | 3, TH | 2, Y | 1, X | 6]
+    assert rows(decode_bytes(raw_file(words))) == [(2 * 4096, 6, 1, 0)]
+
+
+def test_vector_and_skipped_word_types():
+    mask = 0b1000_0000_0000_0000_0000_0001_0000_0101  # bits 0, 2, 8, 31
+    words = [TH | 1, TL | 9, TRIG | 0x101, Y | 4, OTHERS | 3, CONT | 7, BASE | ON | 64,
+             V12 | (mask & 0xFFF), V12 | ((mask >> 12) & 0xFFF), V8 | ((mask >> 24) & 0xFF),
+             V8 | 0xFF,  # a VECT_8 on its own: state only, no event (OpenEB)
+             X | 3]
+    t = 4096 + 9
+    assert rows(decode_bytes(raw_file(words))) == [
+        (t, 64, 4, 1), (t, 66, 4, 1), (t, 72, 4, 1), (t, 95, 4, 1), (t, 3, 4, 0)]
+
+
+def test_vector_base_advances_by_32():
+    words = [TH | 1, Y | 0, BASE | 0, V12 | 1, V12, V8, V12 | 1, V12, V8]
+    assert [e[1] for e in rows(decode_bytes(raw_file(words)))] == [0, 32]
+
+
+def test_geometry_checks_follow_openeb():
+    header = "% format EVT3;height=4;width=64\n"
+    words = [TH | 1, Y | 9, X | 1,  # row outside the sensor: dropped
+             0x1000 | 2, X | 2,  # an EM row: X words emit nothing
+             Y | 2, BASE | 40, V12 | 1, V12, V8,  # 40 + 32 > 64: vector dropped
+             BASE | 32, V12 | 1, V12, V8, X | 3]
+    assert rows(decode_bytes(raw_file(words, header))) == [(4096, 32, 2, 0), (4096, 3, 2, 0)]
+
+
+def test_truncated_vector_is_a_format_error():
+    with pytest.raises(FormatError, match=r"byte \d+: truncated EVT 3.0 vector"):
+        decode_bytes(raw_file([TH | 1, Y | 0, BASE | 0, V12 | 1, V12]))
+
+
+def test_odd_byte_count_is_a_format_error():
+    with pytest.raises(FormatError, match="trailing bytes"):
+        decode_bytes(raw_file([TH | 1]) + b"\x00")
+
+
+def test_header_geometry_forms():
+    for header, expected in [
+        ("% evt 3.0\n% geometry 640x480\n", Geometry(640, 480)),
+        ("% format EVT3;height=720;width=1280\n", Geometry(1280, 720)),
+        ("% evt 3.0\n% plugin_name hal_plugin_imx636_evk4\n", Geometry(1280, 720)),
+        ("% evt 3.0\n% system_ID 64\n", Geometry(320, 320)),
+        ("% evt 3.0\n", None),
+    ]:
+        assert FORMAT.read_header(io.BytesIO(header.encode()), "h").geometry == expected
+
+
+def test_words_vs_tiny_chunks():
+    rng = np.random.default_rng(1)
+    n = 3000
+    events = make_events(np.sort(rng.integers(0, 1 << 26, n)), rng.integers(0, 64, n),
+                         rng.integers(0, 8, n), rng.integers(0, 2, n))
+    events = np.sort(events, order=["t", "y", "p", "x"], kind="stable")
+    data = encode(events, Geometry(64, 8))
+    whole = decode_bytes(data)
+    np.testing.assert_array_equal(whole, events)
+    for chunk_bytes in (2, 3, 5, 7, 64):
+        np.testing.assert_array_equal(decode_bytes(data, chunk_bytes), whole)
+
+
+@st.composite
+def event_arrays(draw, max_x: int = 96, max_y: int = 16):
+    n = draw(st.integers(0, 200))
+    t0 = draw(st.one_of(st.just(0), st.integers(0, 1 << 50)))
+    gaps = draw(st.lists(st.one_of(st.just(0), st.integers(0, 5000), st.integers(0, 1 << 27)),
+                         min_size=n, max_size=n))
+    xs = draw(st.lists(st.integers(0, max_x - 1), min_size=n, max_size=n))
+    ys = draw(st.lists(st.integers(0, max_y - 1), min_size=n, max_size=n))
+    ps = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    events = make_events(t0 + np.cumsum(np.asarray(gaps, dtype=np.int64)), xs, ys, ps)
+    if draw(st.booleans()):  # make runs on rows, as a sensor's vectors
+        events = np.sort(events, order=["t", "y", "p", "x"], kind="stable")
+    return events
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_arrays(), with_geometry=st.booleans())
+def test_write_read_round_trip(events, with_geometry):
+    geometry = Geometry(96, 16) if with_geometry else None
+    data = encode(events, geometry)
+    header = FORMAT.read_header(io.BytesIO(data), "rt")
+    assert header.geometry == geometry
+    decoded = decode_bytes(data)
+    assert decoded.dtype == EVENT_DTYPE
+    np.testing.assert_array_equal(decoded, events)
+
+
+def test_dense_rows_use_vectors():
+    events = make_events(np.full(32, 7), np.arange(32), 3, 1)
+    data = encode(events, Geometry(64, 8))
+    assert len(data.split(b"% end\n", 1)[1]) == 2 * (2 + 1 + 4)  # time, row, one vector group
+    np.testing.assert_array_equal(decode_bytes(data), events)
+
+
+def test_writer_rejects_unordered_and_out_of_range():
+    with pytest.raises(FormatError, match="event 1: t 3 µs goes backwards"):
+        encode(make_events([5, 3], [0, 0]), None)
+    with pytest.raises(FormatError, match="event 0: x = 70"):
+        encode(make_events([5], [70]), Geometry(64, 8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=400), cut=st.integers(0, 400))
+def test_garbage_decodes_or_raises_format_error(data, cut):
+    for blob in (raw_file([]) + data, raw_file([]) + data[:cut]):
+        try:
+            events = decode_bytes(blob, chunk_bytes=64)
+        except FormatError:
+            continue
+        assert events.dtype == EVENT_DTYPE
+
+
+@settings(max_examples=40, deadline=None)
+@given(events=event_arrays(), cut=st.integers(0, 10_000), flips=st.lists(
+    st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8))
+def test_truncated_or_corrupted_file_never_raises_anything_else(events, cut, flips):
+    data = bytearray(encode(events, Geometry(96, 16)))
+    for pos, value in flips:
+        data[pos % len(data)] = value
+    for blob in (bytes(data), bytes(data[: cut % (len(data) + 1)])):
+        try:
+            _, chunks = iter_event_chunks(io.BytesIO(blob), FORMAT, "bad.raw", 32)
+            concat_events(chunks)
+        except FormatError:
+            pass
+
+
+def test_warm_up_runs():
+    warm_up()
