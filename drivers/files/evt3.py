@@ -42,6 +42,7 @@ from .percent_header import (
     evt_version,
     format_percent_header,
     header_geometry,
+    header_t_offset_us,
     read_percent_header,
     sniff_percent_header,
 )
@@ -341,24 +342,10 @@ class Evt3Format:
         return FileHeader(self.name, header.data_offset, header_geometry(header), meta)
 
     def decoder(self, header: FileHeader, where: str) -> Evt3Decoder:
-        return Evt3Decoder(where, header.geometry, t_offset_from(header, where))
+        return Evt3Decoder(where, header.geometry, header_t_offset_us(header.meta, where))
 
     def writer(self, f: BinaryIO, geometry: Geometry | None) -> Evt3Writer:
         return Evt3Writer(f, geometry)
-
-
-def t_offset_from(header: FileHeader, where: str) -> int:
-    """The ``% t_offset_us`` a spikegate writer stored (0 when absent)."""
-    text = header.meta.get("t_offset_us")
-    if text is None:
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise FormatError(f"{where}: header: t_offset_us {text!r} is not an integer") from None
-    if not 0 <= value < 1 << 62:
-        raise FormatError(f"{where}: header: t_offset_us {value} is out of range")
-    return value
 
 
 FORMAT = Evt3Format()

@@ -187,3 +187,17 @@ def format_percent_header(lines: list[str]) -> bytes:
     """Header bytes from ``key value`` lines, ended by ``% end``."""
     body = "".join(f"% {line}\n" for line in lines)
     return (body + "% end\n").encode("utf-8")
+
+
+def header_t_offset_us(fields: dict[str, str], where: str) -> int:
+    """The ``% t_offset_us`` a spikegate writer stored (0 when absent): added to every t."""
+    text = fields.get("t_offset_us")
+    if text is None:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise FormatError(f"{where}: header: t_offset_us {text!r} is not an integer") from None
+    if not 0 <= value < 1 << 62:
+        raise FormatError(f"{where}: header: t_offset_us {value} is out of range")
+    return value

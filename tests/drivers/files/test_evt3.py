@@ -15,6 +15,7 @@ from spikegate.drivers.files.base import concat_events, iter_event_chunks
 from spikegate.drivers.files.evt3 import FORMAT, Evt3Writer, warm_up
 from spikegate.drivers.packet import EVENT_DTYPE, Geometry, make_events
 
+from .event_strategies import event_arrays
 from .reference_figures import check_against_reference
 
 SAMPLE = "expelliarmus_evt3_sample.raw"
@@ -146,21 +147,6 @@ def test_words_vs_tiny_chunks():
     np.testing.assert_array_equal(whole, events)
     for chunk_bytes in (2, 3, 5, 7, 64):
         np.testing.assert_array_equal(decode_bytes(data, chunk_bytes), whole)
-
-
-@st.composite
-def event_arrays(draw, max_x: int = 96, max_y: int = 16):
-    n = draw(st.integers(0, 200))
-    t0 = draw(st.one_of(st.just(0), st.integers(0, 1 << 50)))
-    gaps = draw(st.lists(st.one_of(st.just(0), st.integers(0, 5000), st.integers(0, 1 << 27)),
-                         min_size=n, max_size=n))
-    xs = draw(st.lists(st.integers(0, max_x - 1), min_size=n, max_size=n))
-    ys = draw(st.lists(st.integers(0, max_y - 1), min_size=n, max_size=n))
-    ps = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
-    events = make_events(t0 + np.cumsum(np.asarray(gaps, dtype=np.int64)), xs, ys, ps)
-    if draw(st.booleans()):  # make runs on rows, as a sensor's vectors
-        events = np.sort(events, order=["t", "y", "p", "x"], kind="stable")
-    return events
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

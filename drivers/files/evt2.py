@@ -1,0 +1,242 @@
+"""Prophesee EVT 2.0 ``.raw``: read and write.
+
+32-bit little-endian words, the type in bits 31..28:
+
+====  =============  =========================================================
+type  name           meaning
+====  =============  =========================================================
+0x0   CD_OFF         t low = bits 27..22, x = bits 21..11, y = bits 10..0, p = 0
+0x1   CD_ON          the same, p = 1
+0x8   EVT_TIME_HIGH  bits 27..0: t bits 33..6
+0xA   EXT_TRIGGER    skipped
+0xE   OTHERS         skipped
+0xF   CONTINUED      skipped
+====  =============  =========================================================
+
+Words before the first EVT_TIME_HIGH are skipped (as OpenEB does). The
+34-bit clock wraps every 2^34 µs (4 h 46 min): a TIME_HIGH that drops by
+half the range or more counts one wrap. The writer stores timestamps that
+do not fit relative to ``% t_offset_us`` (a multiple of 2^34 µs).
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+from numba import njit
+
+from ..errors import FormatError
+from ..packet import EVENT_DTYPE, Geometry, as_events
+from .base import FileHeader
+from .percent_header import (
+    evt_version,
+    format_percent_header,
+    header_geometry,
+    header_t_offset_us,
+    read_percent_header,
+    sniff_percent_header,
+)
+from .words import DONE, FULL, check_writable, collect_events, time_steps
+
+MAX_COORD = 2048
+"""EVT 2.0 addresses are 11 bits."""
+
+_HIGH_RANGE = 1 << 28
+_LOOP_US = 1 << 34
+_TIME_HIGH_STEP = 1 << 26
+"""Largest EVT_TIME_HIGH step the writer makes (a wrap must look like a drop of ≥ 2^27)."""
+
+_STARTED, _HIGH, _LOOP = range(3)
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(words, pos, state, t_offset, out_t, out_x, out_y, out_p):
+    n = words.shape[0]
+    cap = out_t.shape[0]
+    n_out = 0
+    started = state[_STARTED]
+    high = state[_HIGH]
+    loop = state[_LOOP]
+    status = DONE
+    i = pos
+    while i < n:
+        w = np.int64(words[i])
+        kind = w >> 28
+        if kind == 0x8:
+            new_high = w & 0x0FFFFFFF
+            if started != 0 and high - new_high >= _HIGH_RANGE // 2:
+                loop += 1
+            high = new_high
+            started = 1
+        elif kind <= 0x1 and started != 0:
+            if n_out >= cap:
+                status = FULL
+                break
+            out_t[n_out] = t_offset + (loop << 34) + (high << 6) + ((w >> 22) & 0x3F)
+            out_x[n_out] = (w >> 11) & 0x7FF
+            out_y[n_out] = w & 0x7FF
+            out_p[n_out] = kind
+            n_out += 1
+        i += 1
+    state[_STARTED] = started
+    state[_HIGH] = high
+    state[_LOOP] = loop
+    return n_out, i, status
+
+
+_E_STARTED, _E_HIGH = range(2)
+
+
+@njit(cache=True, nogil=True)
+def _encode_kernel(t, x, y, p, state, out):
+    """Encode time-ordered events (t relative to the file offset); returns (n_words, n_events)."""
+    n = t.shape[0]
+    cap = out.shape[0]
+    n_words = 0
+    started = state[_E_STARTED]
+    cur_high = state[_E_HIGH]
+    i = 0
+    while i < n:
+        ti = t[i]
+        th = ti >> 6
+        steps = 0
+        if started != 0 and th > cur_high:
+            steps = (th - cur_high) // _TIME_HIGH_STEP
+        if n_words + steps + 2 > cap:
+            break
+        if started == 0 or th != cur_high:
+            if started != 0:
+                while th - cur_high > _TIME_HIGH_STEP:
+                    cur_high += _TIME_HIGH_STEP
+                    out[n_words] = (np.int64(0x8) << 28) | (cur_high & 0x0FFFFFFF)
+                    n_words += 1
+            out[n_words] = (np.int64(0x8) << 28) | (th & 0x0FFFFFFF)
+            n_words += 1
+            cur_high = th
+            started = 1
+        out[n_words] = (
+            (np.int64(p[i]) << 28)
+            | ((ti & 0x3F) << 22)
+            | (np.int64(x[i]) << 11)
+            | np.int64(y[i])
+        )
+        n_words += 1
+        i += 1
+    state[_E_STARTED] = started
+    state[_E_HIGH] = cur_high
+    return n_words, i
+
+
+class Evt2Decoder:
+    """Stateful EVT 2.0 words → events; the time base carries across chunks."""
+
+    def __init__(self, where: str, t_offset_us: int = 0) -> None:
+        self.where = where
+        self.t_offset_us = t_offset_us
+        self.state = np.zeros(3, dtype=np.int64)
+
+    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        n_words = len(buf) // 4
+        words = np.frombuffer(buf, dtype="<u4", count=n_words)
+
+        def step(pos, out_t, out_x, out_y, out_p):  # type: ignore[no-untyped-def]
+            return _decode_kernel(words, pos, self.state, self.t_offset_us,
+                                  out_t, out_x, out_y, out_p)
+
+        events, used, _ = collect_events(step, n_words, 1.0, 1)
+        return events, 4 * used
+
+
+class Evt2Writer:
+    """Events → an EVT 2.0 ``.raw`` file; the header is written with the first events."""
+
+    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str = "evt2 writer") -> None:
+        self.f = f
+        self.geometry = geometry
+        self.where = where
+        self.state = np.zeros(2, dtype=np.int64)
+        self.t_offset_us: int | None = None
+        self.t_last_us = -1
+        self.n_events = 0
+
+    def _write_header(self, t_offset_us: int) -> None:
+        lines = ["evt 2.0"]
+        if self.geometry is not None:
+            g = self.geometry
+            lines += [f"format EVT2;height={g.height};width={g.width}",
+                      f"geometry {g.width}x{g.height}"]
+        lines.append("generator spikegate")
+        if t_offset_us:
+            lines.append(f"t_offset_us {t_offset_us}")
+        self.f.write(format_percent_header(lines))
+        self.t_offset_us = t_offset_us
+
+    def write(self, events: np.ndarray) -> None:
+        events = as_events(events, self.where)
+        if len(events) == 0:
+            return
+        t = events["t"]
+        check_writable(events, self.geometry, MAX_COORD, self.where, self.n_events, self.t_last_us)
+        if self.t_offset_us is None:
+            self._write_header((int(t[0]) // _LOOP_US) * _LOOP_US)
+        rel_t = t - self.t_offset_us
+        first_high = int(self.state[_E_HIGH]) if self.state[_E_STARTED] else None
+        n_steps = time_steps(rel_t >> 6, first_high, _TIME_HIGH_STEP, self.where, self.n_events)
+        done = 0
+        while done < len(events):
+            out = np.empty(2 * (len(events) - done) + n_steps + 16, dtype="<u4")
+            n_words, n_used = _encode_kernel(rel_t[done:], events["x"][done:],
+                                             events["y"][done:], events["p"][done:],
+                                             self.state, out)
+            self.f.write(out[:n_words].tobytes())
+            done += n_used
+        self.n_events += len(events)
+        self.t_last_us = int(t[-1])
+
+    def close(self) -> None:
+        if self.t_offset_us is None:
+            self._write_header(0)
+        self.f.flush()
+
+
+class Evt2Format:
+    name = "evt2"
+    extensions = (".raw",)
+    label = "Prophesee EVT 2.0"
+
+    def sniff(self, head: bytes) -> bool:
+        header = sniff_percent_header(head)
+        return header is not None and evt_version(header) == "2.0"
+
+    def read_header(self, f: BinaryIO, where: str) -> FileHeader:
+        header = read_percent_header(f, where)
+        version = evt_version(header)
+        if version not in (None, "2.0"):
+            raise FormatError(f"{where}: byte 0: header says EVT {version}, not EVT 2.0")
+        return FileHeader(self.name, header.data_offset, header_geometry(header),
+                          dict(header.fields))
+
+    def decoder(self, header: FileHeader, where: str) -> Evt2Decoder:
+        return Evt2Decoder(where, header_t_offset_us(header.meta, where))
+
+    def writer(self, f: BinaryIO, geometry: Geometry | None) -> Evt2Writer:
+        return Evt2Writer(f, geometry)
+
+
+FORMAT = Evt2Format()
+
+
+def warm_up() -> None:
+    """Compile the EVT 2.0 kernels on tiny inputs."""
+    import io
+
+    from .base import concat_events, iter_event_chunks
+
+    buf = io.BytesIO()
+    writer = Evt2Writer(buf, Geometry(64, 8))
+    writer.write(np.array([(5, 1, 2, 1), (70, 7, 3, 0)], dtype=EVENT_DTYPE))
+    writer.close()
+    buf.seek(0)
+    _, chunks = iter_event_chunks(buf, FORMAT, "warm-up")
+    concat_events(chunks)
