@@ -179,6 +179,50 @@ def _scatter_conv(src, amount, geom, weight, acc, dirty_flag, dirty_list):
     return n_dirty, n_synops
 
 
+@njit(cache=True, nogil=True)
+def scatter_conv_steps(in_step, in_idx, in_val, geom, weight, acc, mark, touched,
+                       out_step, out_idx, out_val, counters):
+    """Scatter sorted-by-step input events through a convolution, step by step.
+
+    For each step with input, writes one output event ``(step, j, Σ)`` per
+    output ``j`` the step's inputs reached (first-touch order). ``acc`` and
+    ``mark`` (length n_out) must be zero and are left zero. Capacity needed:
+    ``output_capacity(...)``. Returns the number written; ``counters[0]`` +=
+    synaptic operations.
+    """
+    n_in = in_step.shape[0]
+    n_out = 0
+    pos = 0
+    synops = 0
+    while pos < n_in:
+        k = in_step[pos]
+        nt = 0
+        while pos < n_in and in_step[pos] == k:
+            nt, s = _scatter_conv_one(in_idx[pos], in_val[pos], geom, weight, acc, mark,
+                                      touched, nt)
+            synops += s
+            pos += 1
+        for c in range(nt):
+            j = touched[c]
+            out_step[n_out] = k
+            out_idx[n_out] = j
+            out_val[n_out] = acc[j]
+            n_out += 1
+            acc[j] = 0.0
+            mark[j] = 0
+    counters[0] += synops
+    return n_out
+
+
+def output_capacity(geometry: ConvGeometry, in_step: np.ndarray) -> int:
+    """An upper bound on the output events of ``scatter_conv_steps`` / ``scatter_pool_steps``."""
+    n_events = int(in_step.shape[0])
+    if n_events == 0:
+        return 0
+    n_steps = int(np.count_nonzero(np.diff(in_step))) + 1
+    return min(n_events * geometry.max_fan_out, n_steps * geometry.n_out)
+
+
 def scatter_conv(
     geometry: ConvGeometry,
     weight: np.ndarray,
@@ -221,4 +265,11 @@ def warm_up() -> None:
     """Compile the convolution kernels on a tiny input."""
     geometry = ConvGeometry(c_in=2, h_in=3, w_in=3, c_out=2, h_out=3, w_out=3, kh=3, kw=3,
                             py=1, px=1, groups=2)
-    scatter_conv(geometry, np.ones(geometry.weight_shape), np.array([0, 4], dtype=np.int64))
+    weight = np.ones(geometry.weight_shape)
+    scatter_conv(geometry, weight, np.array([0, 4], dtype=np.int64))
+    step = np.array([0, 0, 2], dtype=np.int64)
+    cap = output_capacity(geometry, step)
+    scatter_conv_steps(step, np.array([0, 4, 9], dtype=np.int64), np.ones(3), geometry.as_array(),
+                       weight.ravel(), np.zeros(geometry.n_out), np.zeros(geometry.n_out, np.uint8),
+                       np.empty(geometry.n_out, np.int64), np.empty(cap, np.int64),
+                       np.empty(cap, np.int64), np.empty(cap), np.zeros(1, np.int64))

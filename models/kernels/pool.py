@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .conv import ConvGeometry, ConvGeometryError
+from .conv import ConvGeometry, ConvGeometryError, output_capacity
 
 
 def pool_geometry(
@@ -88,6 +88,34 @@ def _scatter_pool(src, amount, geom, scale, acc, dirty_flag, dirty_list):
     return n_dirty, n_synops
 
 
+@njit(cache=True, nogil=True)
+def scatter_pool_steps(in_step, in_idx, in_val, geom, scale, acc, mark, touched,
+                       out_step, out_idx, out_val, counters):
+    """Pooling counterpart of ``conv.scatter_conv_steps`` (same buffers and contract)."""
+    n_in = in_step.shape[0]
+    n_out = 0
+    pos = 0
+    synops = 0
+    while pos < n_in:
+        k = in_step[pos]
+        nt = 0
+        while pos < n_in and in_step[pos] == k:
+            nt, s = _scatter_pool_one(in_idx[pos], in_val[pos], geom, scale, acc, mark,
+                                      touched, nt)
+            synops += s
+            pos += 1
+        for c in range(nt):
+            j = touched[c]
+            out_step[n_out] = k
+            out_idx[n_out] = j
+            out_val[n_out] = acc[j]
+            n_out += 1
+            acc[j] = 0.0
+            mark[j] = 0
+    counters[0] += synops
+    return n_out
+
+
 def scatter_pool(
     geometry: ConvGeometry,
     scale: float,
@@ -123,3 +151,9 @@ def warm_up() -> None:
     """Compile the pooling kernels on a tiny input."""
     geometry = pool_geometry(1, 4, 4, 2, 2, 2, 2)
     scatter_pool(geometry, 1.0, np.array([0, 5], dtype=np.int64))
+    step = np.array([0, 0, 2], dtype=np.int64)
+    cap = output_capacity(geometry, step)
+    scatter_pool_steps(step, np.array([0, 5, 9], dtype=np.int64), np.ones(3), geometry.as_array(),
+                       1.0, np.zeros(geometry.n_out), np.zeros(geometry.n_out, np.uint8),
+                       np.empty(geometry.n_out, np.int64), np.empty(cap, np.int64),
+                       np.empty(cap, np.int64), np.empty(cap), np.zeros(1, np.int64))

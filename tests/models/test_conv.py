@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from spikegate.models import reference_conv as ref
 from spikegate.models.kernels import conv, pool
 from spikegate.models.kernels.conv import ConvGeometry, ConvGeometryError, conv_output_size
@@ -113,3 +114,53 @@ def test_bad_geometry_is_refused_with_a_sentence():
 def test_warm_up_compiles():
     conv.warm_up()
     pool.warm_up()
+
+
+def _run_steps(kernel, geometry, param, in_step, in_idx, in_val):
+    cap = conv.output_capacity(geometry, in_step)
+    out = (np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap))
+    acc = np.zeros(geometry.n_out)
+    mark = np.zeros(geometry.n_out, np.uint8)
+    counters = np.zeros(1, np.int64)
+    n = kernel(in_step, in_idx, in_val, geometry.as_array(), param, acc, mark,
+               np.empty(geometry.n_out, np.int64), *out, counters)
+    assert not acc.any() and not mark.any()  # left clean for the next call
+    return out[0][:n], out[1][:n], out[2][:n], int(counters[0])
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_cases(), st.integers(1, 5))
+def test_conv_steps_equal_dense_correlation_per_step(case, n_steps):
+    groups, c_in, c_out, (kh, kw), (sy, sx), (dy, dx), (py, px), (h, w), seed = case
+    rng = np.random.default_rng(seed)
+    geometry = ConvGeometry(c_in, h, w, c_out, conv_output_size(h, kh, sy, py, py, dy),
+                            conv_output_size(w, kw, sx, px, px, dx), kh, kw, sy, sx, py, px,
+                            dy, dx, groups)
+    weight = rng.normal(size=geometry.weight_shape)
+    frames = (rng.random((n_steps, c_in, h, w)) < 0.2) * rng.integers(1, 3, (n_steps, c_in, h, w))
+    in_step, flat = np.nonzero(frames.reshape(n_steps, -1))
+    in_val = frames.reshape(n_steps, -1)[in_step, flat].astype(float)
+    steps, idx, val, _ = _run_steps(conv.scatter_conv_steps, geometry, weight.ravel(),
+                                    in_step.astype(np.int64), flat.astype(np.int64), in_val)
+    got = np.zeros((n_steps, geometry.n_out))
+    np.add.at(got, (steps, idx), val)
+    assert len(set(zip(steps.tolist(), idx.tolist(), strict=True))) == steps.size
+    for k in range(n_steps):
+        dense = ref.correlate2d(frames[k].astype(float), weight, (sy, sx), (py, px), (dy, dx),
+                                groups)
+        np.testing.assert_allclose(got[k], dense.ravel(), atol=1e-12)
+
+
+def test_pool_steps_equal_dense_pooling_per_step():
+    rng = np.random.default_rng(3)
+    geometry = pool.pool_geometry(4, 8, 8, 2, 2, 2, 2)
+    frames = (rng.random((6, 4, 8, 8)) < 0.3).astype(float)
+    in_step, flat = np.nonzero(frames.reshape(6, -1))
+    steps, idx, val, synops = _run_steps(pool.scatter_pool_steps, geometry, 0.25,
+                                         in_step.astype(np.int64), flat.astype(np.int64),
+                                         np.ones(flat.size))
+    got = np.zeros((6, geometry.n_out))
+    np.add.at(got, (steps, idx), val)
+    for k in range(6):
+        np.testing.assert_allclose(got[k], ref.avg_pool2d(frames[k], (2, 2), (2, 2)).ravel())
+    assert synops == flat.size
