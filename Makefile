@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean
+.PHONY: demo test setup lint bench clean lock
 
 demo: $(STAMP)
 	$(VENV)/bin/spikegate serve
@@ -33,3 +33,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Pin the image's runtime dependencies from a clean venv of the package alone.
+lock:
+	rm -rf /tmp/spikegate-lock && $(PYTHON) -m venv /tmp/spikegate-lock
+	/tmp/spikegate-lock/bin/pip install --quiet .
+	(echo "# Runtime dependencies of the image, pinned: regenerate with \`make lock\`."; \
+	 /tmp/spikegate-lock/bin/pip freeze --exclude spikegate) > deploy/requirements.lock

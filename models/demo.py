@@ -140,3 +140,8 @@ class TrackerNetwork:
         saved = (self.v.copy(), self.t_last.copy())
         self.step(events)
         self.v, self.t_last = saved
+
+
+def warm_up() -> None:
+    """Compile the demo tracker's kernel."""
+    TrackerNetwork(Geometry(8, 8), n_x=2, n_y=2).warm_up()

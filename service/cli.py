@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spikegate import __version__
 
-COMMANDS: tuple[str, ...] = ("serve",)
+COMMANDS: tuple[str, ...] = ("serve", "warmup", "probe",)
 
 
 class UsageError(Exception):

@@ -23,6 +23,7 @@ from .config import (
 from .decoding import Decoder, TrackerDecoder
 from .pipeline import Core, Pipeline, Source
 from .sinks import HttpSink, Sink, WebSocketSink
+from .warmup import warm_up_all
 
 log = logging.getLogger("spikegate.gateway")
 
@@ -66,21 +67,67 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     return Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size, cfg.queue_policy)
 
 
+class PipelineExistsError(ValueError):
+    """A pipeline of that name exists already."""
+
+
 class Gateway:
-    """Every pipeline of a ``Settings``; ``ready`` once all are warmed up and running."""
+    """Every pipeline of a ``Settings``; ``ready`` once all are warmed up and running.
+
+    Pipelines can be added and removed while it runs (``create_pipeline``,
+    ``delete_pipeline``); ``configs`` keeps the config each was built from.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.configs: dict[str, PipelineConfig] = {p.name: p for p in settings.pipelines}
         self.pipelines: dict[str, Pipeline] = {
             p.name: build_pipeline(p) for p in settings.pipelines
         }
         self.ready = False
         self._ready_event = asyncio.Event()
 
+    def pipeline(self, name: str) -> Pipeline:
+        """The pipeline called ``name``; ``LookupError`` with a sentence when there is none."""
+        try:
+            return self.pipelines[name]
+        except KeyError:
+            raise LookupError(f"no pipeline named {name!r}") from None
+
+    async def create_pipeline(self, cfg: PipelineConfig, start: bool = False) -> Pipeline:
+        """Build ``cfg``, warm it up, and start it if ``start``; the name must be new."""
+        if cfg.name in self.pipelines:
+            raise PipelineExistsError(f"a pipeline named {cfg.name!r} exists already")
+        pipeline = build_pipeline(cfg)
+        self.pipelines[cfg.name] = pipeline  # the name is taken while it warms up
+        self.configs[cfg.name] = cfg
+        try:
+            await pipeline.warm_up()
+            if start:
+                await pipeline.start()
+        except BaseException:
+            self.pipelines.pop(cfg.name, None)
+            self.configs.pop(cfg.name, None)
+            await pipeline.close()
+            raise
+        log.info("pipeline %s created", cfg.name, extra={"pipeline": cfg.name})
+        return pipeline
+
+    async def delete_pipeline(self, name: str) -> None:
+        """Stop ``name`` (draining it), free its core thread, and forget it."""
+        pipeline = self.pipeline(name)
+        del self.pipelines[name]
+        self.configs.pop(name, None)
+        await pipeline.close()
+        log.info("pipeline %s deleted", name, extra={"pipeline": name})
+
     async def start(self) -> None:
-        await asyncio.gather(*(p.warm_up() for p in self.pipelines.values()))
-        for pipeline in self.pipelines.values():
-            await pipeline.start()
+        await asyncio.to_thread(warm_up_all)
+        initial = list(self.pipelines.values())  # not those created over REST meanwhile
+        await asyncio.gather(*(p.warm_up() for p in initial))
+        for pipeline in initial:
+            if self.pipelines.get(pipeline.name) is pipeline:  # unless deleted meanwhile
+                await pipeline.start()
         self.ready = True
         self._ready_event.set()
         log.info("gateway ready: %s", ", ".join(self.pipelines))
