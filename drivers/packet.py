@@ -132,11 +132,16 @@ class OutputPacket:
     events_in: int = 0
 
     def to_json(self) -> dict[str, object]:
-        """The JSON message sinks send (spikes as counts; binary frames carry arrays)."""
+        """The JSON message sinks send (spikes as counts; binary frames carry arrays).
+
+        ``ingress_ns`` is the gateway's monotonic clock: comparable only on
+        the gateway's host (benchmarks, co-located clients).
+        """
         return {
             "pipeline": self.pipeline,
             "seq": self.seq,
             "t_us": self.t_us,
+            "ingress_ns": self.ingress_ns,
             "events_in": self.events_in,
             "spikes": int(self.spikes.shape[0]),
             "synops": self.synops,
