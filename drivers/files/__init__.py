@@ -18,7 +18,7 @@ from .base import FileHeader, Format, concat_events, describe, iter_event_chunks
 
 # Each name is a module of this package with a module-level ``FORMAT``.
 # Order matters for detection: more specific headers first.
-_FORMAT_MODULES: tuple[str, ...] = ("aedat4", "evt3", "evt2", "dat", "nmnist", "aedat2", "aedat3", "nas")
+_FORMAT_MODULES: tuple[str, ...] = ("aedat4", "evt3", "evt2", "dat", "nmnist", "aedat2", "aedat3", "eventstream", "nas")
 
 SNIFF_BYTES = 4096
 
