@@ -1,0 +1,166 @@
+"""Event-driven neuron kernel: every neuron kind (IF, LI, LIF, CubaLI, CubaLIF,
+Integrator, Threshold) as one per-step update with per-neuron coefficients
+(see ``models.profiles``)::
+
+    i_new = alpha·i + gain_syn·x
+    v_new = beta·v + gain_v_old·i + gain_v·i_new + gain_x·x + leak ; spike, reset, clamp
+
+Only *candidate* neurons are updated at a step: those that received input and
+those in the active set (a constant drive, a nonzero leak target, or a state
+that could still cross threshold without input: the wake-up bound
+``max(v, 0) + (|gain_v_old| + |gain_v|)·|i| / (1 − alpha) ≥ θ``). A neuron
+left out for some steps is caught up lazily when next touched, by replaying
+the same update with zero input until its state stops changing, so the
+result is bit-for-bit the clock-driven one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+RESET_ZERO = 0
+RESET_SUBTRACT = 1
+RESET_SUBTRACT_SNNTORCH = 2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, threshold,
+            v_reset, v_min, spiking, multi, reset_code, at_threshold):
+    """One step of neuron ``j`` with input ``x``; returns (v, i, spikes)."""
+    i_old = i[j]
+    i_new = alpha[j] * i_old + gain_syn[j] * x
+    vv = v[j]
+    th = threshold[j]
+    r = 0.0
+    if (spiking and reset_code == RESET_SUBTRACT_SNNTORCH
+            and (vv > th or (at_threshold and vv >= th))):
+        r = 1.0
+    vv = beta[j] * vv + gain_v_old[j] * i_old + gain_v[j] * i_new + gain_x[j] * x + leak[j]
+    if r != 0.0:
+        vv = vv - th
+    count = 0.0
+    if spiking:
+        if multi:
+            if vv >= th:
+                count = np.floor(vv / th)
+        elif vv > th or (at_threshold and vv >= th):
+            count = 1.0
+        if reset_code == RESET_ZERO:
+            if count > 0.0:
+                vv = v_reset[j]
+        elif reset_code == RESET_SUBTRACT:
+            if count > 0.0:
+                vv = vv - count * th
+        elif count != r:
+            vv = vv - (count - r) * th
+    if vv < v_min[j]:
+        vv = v_min[j]
+    return vv, i_new, count
+
+
+@njit(cache=True, nogil=True)
+def advance_neurons(
+    k0, k1, in_step, in_idx, in_val, pos0,
+    bias, bias_rec, rec_start,
+    alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, threshold, v_reset, v_min,
+    spiking, multi, reset_code, at_threshold, always,
+    v, i, last, active, n_active, acc, mark, cand,
+    out_step, out_idx, out_val, counters,
+):
+    """Advance a neuron layer over steps [k0, k1).
+
+    Inputs (step, idx, val) are sorted by step, read from ``pos0``. Writes
+    output events (spike counts, or v for non-spiking layers) into out_*.
+    Stops early at a step boundary when the output buffer could overflow.
+    Returns (n_out, step reached, input position reached).
+    ``counters[0]`` += neuron updates.
+    """
+    n = v.shape[0]
+    cap = out_step.shape[0]
+    n_in = in_step.shape[0]
+    pos = pos0
+    n_out = 0
+    updates = 0
+    k = k0
+    while k < k1:
+        if n_out + n > cap:
+            break
+        nt = 0
+        while pos < n_in and in_step[pos] == k:
+            j = in_idx[pos]
+            acc[j] += in_val[pos]
+            if mark[j] == 0:
+                mark[j] = 1
+                cand[nt] = j
+                nt += 1
+            pos += 1
+        for a in range(n_active[0]):
+            j = active[a]
+            if mark[j] == 0:
+                mark[j] = 1
+                cand[nt] = j
+                nt += 1
+        na = 0
+        for c in range(nt):
+            j = cand[c]
+            mark[j] = 0
+            # lazy catch-up: replay the missed steps (no input, no spike possible)
+            s = last[j] + 1
+            while s < k:
+                x = bias[j]
+                if s >= rec_start:
+                    x = x + bias_rec[j]
+                vv, ii, _ = _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x,
+                                    leak, threshold, v_reset, v_min, spiking, multi,
+                                    reset_code, at_threshold)
+                updates += 1
+                if vv == v[j] and ii == i[j]:
+                    break
+                v[j] = vv
+                i[j] = ii
+                s += 1
+            x = acc[j] + bias[j]
+            if k >= rec_start:
+                x = x + bias_rec[j]
+            acc[j] = 0.0
+            vv, ii, count = _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x,
+                                    leak, threshold, v_reset, v_min, spiking, multi,
+                                    reset_code, at_threshold)
+            updates += 1
+            v[j] = vv
+            i[j] = ii
+            last[j] = k
+            if spiking:
+                if count > 0.0:
+                    out_step[n_out] = k
+                    out_idx[n_out] = j
+                    out_val[n_out] = count
+                    n_out += 1
+            else:
+                out_step[n_out] = k
+                out_idx[n_out] = j
+                out_val[n_out] = vv
+                n_out += 1
+            # stays active next step?
+            live = always[j] != 0
+            if not live:
+                if not spiking:
+                    live = vv != 0.0 or ii != 0.0
+                else:
+                    bound = vv if vv > 0.0 else 0.0
+                    if ii != 0.0:
+                        a = alpha[j]
+                        if a < 1.0:
+                            g = abs(gain_v_old[j]) + abs(gain_v[j])
+                            bound += g * abs(ii) / (1.0 - a)
+                        else:
+                            bound = np.inf
+                    live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
+            if live:
+                active[na] = j
+                na += 1
+        n_active[0] = na
+        k += 1
+    counters[0] += updates
+    return n_out, k, pos

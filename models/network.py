@@ -1,0 +1,443 @@
+"""``Network``: a compiled graph with its state, the one call site of the kernels.
+
+``load_model(path, profile)`` reads a ``.nir`` file and compiles it;
+``Network.step(events)`` runs a packet of ``EVENT_DTYPE`` events (or a
+``(T, *input_shape)`` count raster) through the graph event by event and
+returns a ``StepResult``: the output spikes as events, with their step and
+cause time, and the synaptic operations and neuron updates of each layer.
+
+Time. Events are binned into steps of ``dt_us``; step 0 starts at the first
+event's time rounded down to a multiple of dt (``t_origin_us``). A call runs
+every step up to the one of its last event, inclusive; an event that falls in
+a step an earlier call already ran is counted as late and added to the next
+step. An output spike is stamped with the time of the latest input event of
+its step, or the step's start when the step had no input.
+
+Addresses. Events are flattened with ``event_shape`` = (P, H, W):
+index = (p·H + y)·W + x. It defaults to the input shape: (C, H, W) as is,
+(H, W) → (1, H, W), (N,) → (1, 1, N), so a 1-D input reads the channel from
+x. With P = 1 the polarity is ignored. Addresses outside raise ``InputError``.
+
+Execution. Layers run in topological order, each over the whole packet (one
+kernel call per layer per packet). Layers on a cycle (a recurrent edge) run
+together step by step; a recurrent edge delivers its source's output one
+step later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..drivers.packet import EVENT_DTYPE
+from .graph import Graph, GraphError, load_graph
+from .profiles import Profile, make_profile
+from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
+from .stages import STAGES, Stage
+
+
+class InputError(ValueError):
+    """Input the network can't take (wrong shape, address out of range)."""
+
+
+@dataclass
+class StepResult:
+    """What one ``Network.step`` call produced."""
+
+    events: np.ndarray  # EVENT_DTYPE: t = cause time (µs), x = output index, one per spike
+    steps: np.ndarray  # int64, the step of each output event
+    output: Signal  # raw output entries (step, index, count or value)
+    synops: dict[str, int]  # per layer, this call
+    neuron_updates: dict[str, int]  # per layer, this call
+    first_step: int = 0
+    n_steps: int = 0
+    n_input_events: int = 0
+    n_late: int = 0
+    recorded: dict[str, Signal] = field(default_factory=dict)
+
+    @property
+    def synops_total(self) -> int:
+        return sum(self.synops.values())
+
+    @property
+    def neuron_updates_total(self) -> int:
+        return sum(self.neuron_updates.values())
+
+
+class Network:
+    """A graph compiled under a profile, with its state in flat arrays.
+
+    Not thread-safe: one thread (the service's core executor) owns it.
+    """
+
+    def __init__(
+        self,
+        graph: Graph,
+        profile: Profile,
+        event_shape: Sequence[int] | None = None,
+    ) -> None:
+        if len(graph.inputs) != 1:
+            raise GraphError(f"the core runs graphs with one Input, this has {len(graph.inputs)}")
+        self.graph = graph
+        self.profile = profile
+        self.input_name = graph.inputs[0]
+        self.output_name = graph.outputs[0]
+        self.input_shape: tuple[int, ...] = graph.input_shape
+        self.output_shape: tuple[int, ...] = graph.output_shape
+        self.output_size = int(np.prod(self.output_shape))
+        self.input_size = int(np.prod(self.input_shape))
+        self.event_shape = _event_shape(self.input_shape, event_shape)
+        stages: dict[str, Stage] = {}
+        for layer in graph.layers:
+            cls = STAGES.get(layer.kind)
+            if cls is None:
+                raise GraphError(f"node {layer.name!r}: no run-time stage for kind {layer.kind!r}")
+            stages[layer.name] = cls(layer, profile)
+        self.stages = stages
+        self._sources = {
+            layer.name: [(e.source, e.recurrent) for e in graph.incoming(layer.name)]
+            for layer in graph.layers
+        }
+        self._fold_constants()
+        self._groups = _groups(graph)
+        self.reset_state()
+
+    # ------------------------------------------------------------ compile
+
+    def _fold_constants(self) -> None:
+        """Carry biases through linear layers into the neurons they drive."""
+        rec_start = 0 if self.profile.recurrent_bias_first_step else 1
+        drive: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        const_now: dict[str, np.ndarray] = {}
+        const_rec: dict[str, np.ndarray] = {}
+        pending = list(self.graph.layers)
+        # forward edges give a topological order; recurrent sources may come later,
+        # so iterate to a fixed point (a cycle always passes a neuron, which emits 0)
+        for _ in range(len(pending) + 1):
+            changed = False
+            for layer in pending:
+                now = np.zeros(layer.input_size)
+                rec = np.zeros(layer.input_size)
+                for src, recurrent in self._sources[layer.name]:
+                    s_now = const_now.get(src, np.zeros(layer.input_size))
+                    s_rec = const_rec.get(src, np.zeros(layer.input_size))
+                    if recurrent:
+                        rec = rec + s_now + s_rec
+                    else:
+                        now, rec = now + s_now, rec + s_rec
+                stage = self.stages[layer.name]
+                if stage.absorbs_constant or layer.kind == "output":
+                    out_now = out_rec = np.zeros(layer.output_size)
+                else:
+                    out_now = stage.map_constant(layer, now)
+                    out_rec = stage.map_constant(layer, rec) - stage.map_constant(
+                        layer, np.zeros(layer.input_size)
+                    )
+                old_now = const_now.get(layer.name)
+                old_rec = const_rec.get(layer.name)
+                if (
+                    old_now is None
+                    or not np.array_equal(old_now, out_now)
+                    or not np.array_equal(old_rec, out_rec)
+                ):
+                    changed = True
+                const_now[layer.name], const_rec[layer.name] = out_now, out_rec
+                if stage.absorbs_constant or layer.kind == "output":
+                    drive[layer.name] = (now, rec)
+            if not changed:
+                break
+        for name, (now, rec) in drive.items():
+            self.stages[name].set_drive(now, rec, rec_start)
+
+    # ------------------------------------------------------------ state
+
+    def reset_state(self) -> None:
+        """Back to rest: zero state, step 0, no time origin."""
+        for stage in self.stages.values():
+            stage.reset_state()
+        self.next_step = 0
+        self.t_origin_us: int | None = None
+        self._carry: dict[str, Signal] = {}  # recurrent sources' output at next_step - 1
+
+    # ------------------------------------------------------------ running
+
+    def step(
+        self, events: np.ndarray, record: Iterable[str] = (), until_step: int | None = None
+    ) -> StepResult:
+        """Run a packet: ``EVENT_DTYPE`` events, or a (T, *input_shape) count raster.
+
+        ``until_step`` (exclusive) runs further steps with no input (events only).
+        """
+        if events.dtype.names is not None:
+            inp, step_t, n_late, n_in = self._from_events(events, until_step)
+        else:
+            inp, step_t, n_late, n_in = self._from_raster(events)
+        return self._run(inp, step_t, n_late, n_in, tuple(record))
+
+    def run(self, x: np.ndarray, record: Iterable[str] = ()) -> dict[str, np.ndarray]:
+        """Run a (T, *input_shape) raster from rest; each recorded node's raster (T, *shape).
+
+        The output node is always recorded. Values are spike counts (or v for
+        non-spiking layers).
+        """
+        self.reset_state()
+        names = list(dict.fromkeys([*record, self.output_name]))
+        result = self.step(np.asarray(x), record=names)
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            layer = self.graph.layer(name)
+            raster = signal_to_raster(result.recorded[name], 0, result.n_steps, layer.output_size)
+            out[name] = raster.reshape((result.n_steps, *layer.output_shape))
+        return out
+
+    def _from_raster(self, x: np.ndarray) -> tuple[Signal, np.ndarray, int, int]:
+        if x.ndim < 1 or x.shape[1:] != self.input_shape:
+            raise InputError(
+                f"input raster: shape {x.shape} does not match (T, *{self.input_shape}) "
+                f"of input node {self.input_name!r}"
+            )
+        if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
+            raise InputError("input raster: values must be finite numbers (spike counts)")
+        k0 = self.next_step
+        sig = raster_to_signal(np.asarray(x), k0)
+        if self.t_origin_us is None:
+            self.t_origin_us = 0
+        step_t = self.t_origin_us + (np.arange(k0, k0 + x.shape[0]) * self.profile.dt_us)
+        return sig, step_t.astype(np.int64), 0, int(np.count_nonzero(x))
+
+    def _from_events(
+        self, events: np.ndarray, until_step: int | None
+    ) -> tuple[Signal, np.ndarray, int, int]:
+        for name in ("t", "x", "y", "p"):
+            if name not in (events.dtype.names or ()):
+                raise InputError(f"events: missing field {name!r}")
+        dt_us = self.profile.dt_us
+        if dt_us < 1 or abs(dt_us - self.profile.dt_s * 1e6) > 1e-6:
+            raise InputError(f"events need dt in whole µs; dt = {self.profile.dt_s!r} s")
+        n = events.shape[0]
+        k0 = self.next_step
+        if n == 0:
+            k1 = k0 if until_step is None else max(k0, until_step)
+            base = self.t_origin_us or 0
+            return empty_signal(), base + np.arange(k0, k1) * dt_us, 0, 0
+        t = events["t"].astype(np.int64)
+        idx = self._flatten_addresses(events)
+        if self.t_origin_us is None:
+            self.t_origin_us = int(t.min()) // dt_us * dt_us
+        steps = (t - self.t_origin_us) // dt_us
+        late = steps < k0
+        n_late = int(np.count_nonzero(late))
+        steps[late] = k0
+        order = np.argsort(steps, kind="stable")
+        steps, idx, t = steps[order], idx[order], t[order]
+        k1 = int(steps[-1]) + 1
+        if until_step is not None:
+            k1 = max(k1, until_step)
+        step_t = self.t_origin_us + np.arange(k0, k1, dtype=np.int64) * dt_us
+        # cause time: the latest input event of each step
+        np.maximum.at(step_t, steps - k0, t)
+        return Signal(steps, idx, np.ones(n)), step_t, n_late, n
+
+    def _flatten_addresses(self, events: np.ndarray) -> np.ndarray:
+        n_p, n_y, n_x = self.event_shape
+        x = events["x"].astype(np.int64)
+        y = events["y"].astype(np.int64)
+        p = events["p"].astype(np.int64)
+        if n_p == 1:
+            p = np.zeros_like(p)
+        for name, vals, limit in (("x", x, n_x), ("y", y, n_y), ("p", p, n_p)):
+            bad = np.flatnonzero((vals < 0) | (vals >= limit))
+            if bad.size:
+                i = int(bad[0])
+                raise InputError(
+                    f"events: event {i}: {name} = {int(vals[i])} outside the input "
+                    f"{self.input_name!r} of shape {self.event_shape} (P, H, W)"
+                )
+        return (p * n_y + y) * n_x + x
+
+    def _run(
+        self, inp: Signal, step_t: np.ndarray, n_late: int, n_in: int, record: tuple[str, ...]
+    ) -> StepResult:
+        k0 = self.next_step
+        k1 = k0 + int(step_t.shape[0])
+        for name in record:
+            if name not in self.stages:
+                raise InputError(f"record: no node named {name!r}")
+        synops0 = {n: s.synops for n, s in self.stages.items()}
+        updates0 = {n: s.updates for n, s in self.stages.items()}
+        outputs: dict[str, Signal] = {self.input_name: inp}
+        for group in self._groups:
+            if len(group) == 1 and not self._has_self_loop(group[0]):
+                name = group[0]
+                if name == self.input_name:
+                    continue
+                parts = [outputs[src] for src, _ in self._sources[name]]
+                outputs[name] = self.stages[name].advance(k0, k1, merge_signals(parts))
+            else:
+                self._run_cycle(group, k0, k1, outputs)
+        self.next_step = k1
+        out = outputs.get(self.output_name, empty_signal())
+        if self._output_is_spiking():
+            reps = np.rint(out.val).astype(np.int64)
+        else:
+            reps = np.ones(len(out), np.int64)
+        ev = np.zeros(int(reps.sum()), dtype=EVENT_DTYPE)
+        ev_steps = np.repeat(out.step, reps)
+        ev["t"] = step_t[ev_steps - k0] if len(ev) else 0
+        ev["x"] = np.repeat(out.idx, reps)
+        ev["p"] = 1
+        return StepResult(
+            events=ev,
+            steps=ev_steps,
+            output=out,
+            synops={n: s.synops - synops0[n] for n, s in self.stages.items()},
+            neuron_updates={n: s.updates - updates0[n] for n, s in self.stages.items()},
+            first_step=k0,
+            n_steps=k1 - k0,
+            n_input_events=n_in,
+            n_late=n_late,
+            recorded={name: outputs.get(name, empty_signal()) for name in record},
+        )
+
+    def _output_source(self) -> str:
+        return self._sources[self.output_name][0][0]
+
+    def _output_is_spiking(self) -> bool:
+        stage = self.stages[self._output_source()]
+        coef = getattr(stage, "coef", None)
+        return bool(coef is not None and coef.spiking)
+
+    def _has_self_loop(self, name: str) -> bool:
+        return any(src == name for src, _ in self._sources[name])
+
+    def _run_cycle(self, group: list[str], k0: int, k1: int, outputs: dict[str, Signal]) -> None:
+        """Step the layers of one cycle together, one step at a time."""
+        members = set(group)
+        per_step: dict[str, list[Signal]] = {name: [] for name in group}
+        external = {
+            name: merge_signals(
+                [outputs[src] for src, _ in self._sources[name] if src not in members]
+            )
+            for name in group
+        }
+        for k in range(k0, k1):
+            current: dict[str, Signal] = {}
+            for name in group:
+                parts = [external[name].between(k, k + 1)]
+                for src, recurrent in self._sources[name]:
+                    if src not in members:
+                        continue
+                    if recurrent:
+                        prev = self._carry.get(src)
+                        if prev is not None and len(prev):
+                            parts.append(Signal(prev.step + 1, prev.idx, prev.val))
+                    else:
+                        parts.append(current[src])
+                current[name] = self.stages[name].advance(k, k + 1, merge_signals(parts))
+                per_step[name].append(current[name])
+            for name in group:
+                self._carry[name] = current[name]
+        for name in group:
+            outputs[name] = merge_signals(per_step[name])
+
+
+def _event_shape(input_shape: tuple[int, ...], given: Sequence[int] | None) -> tuple[int, int, int]:
+    size = int(np.prod(input_shape))
+    if given is not None:
+        shape = tuple(int(s) for s in given)
+        if len(shape) != 3 or int(np.prod(shape)) != size:
+            raise InputError(f"event_shape {shape} must be (P, H, W) with P·H·W = {size}")
+        return shape  # type: ignore[return-value]
+    if len(input_shape) == 3:
+        return input_shape  # type: ignore[return-value]
+    if len(input_shape) == 2:
+        return (1, input_shape[0], input_shape[1])
+    return (1, 1, size)
+
+
+def _groups(graph: Graph) -> list[list[str]]:
+    """Strongly connected components in a topological order of the condensation."""
+    names = [layer.name for layer in graph.layers]
+    position = {n: i for i, n in enumerate(names)}
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    pred: dict[str, list[str]] = {n: [] for n in names}
+    for e in graph.edges:
+        succ[e.source].append(e.target)
+        pred[e.target].append(e.source)
+
+    def reach(start: str, nbrs: dict[str, list[str]]) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for m in nbrs[todo.pop()]:
+                if m not in seen:
+                    seen.add(m)
+                    todo.append(m)
+        return seen
+
+    comp: dict[str, int] = {}
+    groups: list[list[str]] = []
+    for n in names:
+        if n in comp:
+            continue
+        members = reach(n, succ) & reach(n, pred)
+        for m in members:
+            comp[m] = len(groups)
+        groups.append(sorted(members, key=position.__getitem__))
+    # Kahn over the condensation, ties by topological position
+    deps = {g: set() for g in range(len(groups))}
+    for e in graph.edges:
+        a, b = comp[e.source], comp[e.target]
+        if a != b:
+            deps[b].add(a)
+    done: list[int] = []
+    remaining = set(deps)
+    while remaining:
+        ready = [g for g in remaining if not (deps[g] - set(done))]
+        g = min(ready, key=lambda g: position[groups[g][0]])
+        done.append(g)
+        remaining.remove(g)
+    return [groups[g] for g in done]
+
+
+def load_model(
+    path: str | Path,
+    profile: str | Profile = "exact",
+    dt_s: float | None = None,
+    reset: str | None = None,
+    event_shape: Sequence[int] | None = None,
+) -> Network:
+    """Read a ``.nir`` file and compile it under a profile (name or ``Profile``)."""
+    prof = profile if isinstance(profile, Profile) else make_profile(profile, dt_s, reset)
+    graph = load_graph(path)
+    net = Network(graph, prof, event_shape=event_shape)
+    if net.output_size > np.iinfo(np.uint16).max + 1:
+        raise GraphError(f"{Path(path).name}: output of {net.output_size} neurons exceeds x range")
+    return net
+
+
+def warm_up() -> None:
+    """Compile every kernel on a tiny network (the service calls this at start-up)."""
+    import nir
+
+    from .graph import from_nir
+
+    for weight in (np.ones((3, 2), np.float32), np.full((3, 2), 0.1)):
+        g = nir.NIRGraph(
+            nodes={
+                "input": nir.Input(input_type={"input": np.array([2])}),
+                "fc": nir.Affine(weight=weight, bias=np.zeros(3)),
+                "lif": nir.CubaLIF(tau_syn=np.full(3, 2e-3), tau_mem=np.full(3, 1e-2),
+                                   r=np.ones(3), v_leak=np.zeros(3),
+                                   v_threshold=np.full(3, 0.5), v_reset=np.zeros(3),
+                                   w_in=np.ones(3)),
+                "output": nir.Output(output_type={"output": np.array([3])}),
+            },
+            edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+            type_check=False,
+        )
+        for name in ("exact", "sinabs"):
+            net = Network(from_nir(g), make_profile(name, dt_s=1e-3))
+            net.step(np.ones((3, 2)))

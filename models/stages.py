@@ -1,0 +1,245 @@
+"""Run-time layers: each owns its state as flat arrays and calls its kernel.
+
+A ``Stage`` advances one layer over steps [k0, k1) given its input ``Signal``
+and returns its output ``Signal``. ``STAGES`` maps a graph kind to its stage
+class; adding a layer kind is: a kernel module in ``models/kernels``, a
+reference function in ``models/reference.py``, and one ``Stage`` subclass
+registered here with ``register_stage``.
+
+Constant inputs (biases) never travel as events: ``map_constant`` carries a
+constant through linear stages at compile time and neuron stages absorb it
+as a per-neuron drive (``bias``, and ``bias_rec`` for what arrives through a
+recurrent edge, added from the profile's first recurrent step).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .graph import GraphError, Layer
+from .kernels.dense import scatter_dense
+from .kernels.neuron import advance_neurons
+from .profiles import Profile, delay_steps, neuron_coefficients
+from .signal import Signal, empty_signal
+
+
+class Stage:
+    """Base run-time layer: a pass-through (Input, Output, Flatten-like)."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("input", "output")
+    absorbs_constant: ClassVar[bool] = False
+
+    def __init__(self, layer: Layer, profile: Profile) -> None:
+        self.layer = layer
+        self.name = layer.name
+        self.profile = profile
+        self.size = layer.output_size
+        self.synops = 0  # cumulative since reset_state
+        self.updates = 0
+
+    @staticmethod
+    def map_constant(layer: Layer, constant: np.ndarray) -> np.ndarray:
+        """The constant output for a constant input (flat arrays)."""
+        return constant
+
+    def set_drive(self, bias: np.ndarray, bias_rec: np.ndarray, rec_start: int) -> None:
+        """Constant drive folded in from upstream biases (neuron stages only)."""
+        if np.any(bias) or np.any(bias_rec):
+            raise GraphError(
+                f"node {self.name!r} ({self.layer.kind}) receives a constant (bias) input; "
+                "the event-driven core needs a neuron layer to absorb it"
+            )
+
+    def reset_state(self) -> None:
+        self.synops = 0
+        self.updates = 0
+
+    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+        return inp
+
+
+class DenseStage(Stage):
+    """Affine / Linear: weight rows scattered per input event."""
+
+    kinds = ("affine", "linear")
+
+    def __init__(self, layer: Layer, profile: Profile) -> None:
+        super().__init__(layer, profile)
+        weight = np.asarray(layer.params.weight, dtype=np.float64)
+        weight_t = np.ascontiguousarray(weight.T)
+        # float32 storage halves memory traffic and is exact when the values allow it
+        as32 = weight_t.astype(np.float32)
+        self.weight_t = as32 if np.array_equal(as32.astype(np.float64), weight_t) else weight_t
+        self.acc = np.zeros(self.size, dtype=np.float64)
+        self.counters = np.zeros(1, dtype=np.int64)
+
+    @staticmethod
+    def map_constant(layer: Layer, constant: np.ndarray) -> np.ndarray:
+        out = np.asarray(layer.params.weight) @ constant
+        if layer.kind == "affine":
+            out = out + np.asarray(layer.params.bias)
+        return out
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.counters[0] = 0
+
+    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+        if not len(inp):
+            return empty_signal()
+        n_steps = int(np.count_nonzero(np.diff(inp.step))) + 1
+        cap = n_steps * self.size
+        out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.float64))
+        before = int(self.counters[0])
+        n = scatter_dense(inp.step, inp.idx, inp.val, self.weight_t, self.acc,
+                          out.step, out.idx, out.val, self.counters)
+        self.synops += int(self.counters[0]) - before
+        return Signal(out.step[:n], out.idx[:n], out.val[:n])
+
+
+class ScaleStage(Stage):
+    """Scale: each event's value times its element's factor."""
+
+    kinds = ("scale",)
+
+    def __init__(self, layer: Layer, profile: Profile) -> None:
+        super().__init__(layer, profile)
+        self.scale = np.asarray(layer.params.scale, dtype=np.float64).reshape(-1)
+
+    @staticmethod
+    def map_constant(layer: Layer, constant: np.ndarray) -> np.ndarray:
+        return np.asarray(layer.params.scale).reshape(-1) * constant
+
+    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+        self.synops += len(inp)
+        return Signal(inp.step, inp.idx, inp.val * self.scale[inp.idx])
+
+
+class DelayStage(Stage):
+    """Delay: each element's events re-emitted ``round(delay / dt)`` steps later."""
+
+    kinds = ("delay",)
+
+    def __init__(self, layer: Layer, profile: Profile) -> None:
+        super().__init__(layer, profile)
+        self.steps = delay_steps(layer.params.delay, profile)
+        self.pending = empty_signal()
+
+    @staticmethod
+    def map_constant(layer: Layer, constant: np.ndarray) -> np.ndarray:
+        if np.any(constant):
+            raise GraphError(
+                f"node {layer.name!r}: a constant (bias) input through a Delay is not supported"
+            )
+        return constant
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.pending = empty_signal()
+
+    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+        shifted = Signal(inp.step + self.steps[inp.idx], inp.idx, inp.val)
+        step = np.concatenate([self.pending.step, shifted.step])
+        idx = np.concatenate([self.pending.idx, shifted.idx])
+        val = np.concatenate([self.pending.val, shifted.val])
+        order = np.argsort(step, kind="stable")
+        step, idx, val = step[order], idx[order], val[order]
+        cut = int(np.searchsorted(step, k1, side="left"))
+        self.pending = Signal(step[cut:], idx[cut:], val[cut:])
+        return Signal(step[:cut], idx[:cut], val[:cut])
+
+
+class NeuronStage(Stage):
+    """Every neuron kind: one kernel, per-neuron coefficients from the profile."""
+
+    kinds = ("threshold", "if", "li", "lif", "cuba_li", "cuba_lif", "integrator")
+    absorbs_constant = True
+
+    def __init__(self, layer: Layer, profile: Profile) -> None:
+        super().__init__(layer, profile)
+        self.coef = neuron_coefficients(layer, profile)
+        n = self.size
+        self.bias = np.zeros(n)
+        self.bias_rec = np.zeros(n)
+        self.rec_start = 0
+        self.v = np.zeros(n)
+        self.i = np.zeros(n)
+        self.last = np.full(n, -1, dtype=np.int64)
+        self.active = np.zeros(n, dtype=np.int64)
+        self.n_active = np.zeros(1, dtype=np.int64)
+        self.acc = np.zeros(n)
+        self.mark = np.zeros(n, dtype=np.uint8)
+        self.cand = np.zeros(n, dtype=np.int64)
+        self.counters = np.zeros(1, dtype=np.int64)
+        self.always = np.zeros(n, dtype=np.uint8)
+        self._update_always()
+        self.reset_state()
+
+    def set_drive(self, bias: np.ndarray, bias_rec: np.ndarray, rec_start: int) -> None:
+        self.bias = np.ascontiguousarray(bias, dtype=np.float64).reshape(-1)
+        self.bias_rec = np.ascontiguousarray(bias_rec, dtype=np.float64).reshape(-1)
+        self.rec_start = int(rec_start)
+        self._update_always()
+        self.reset_state()
+
+    def _update_always(self) -> None:
+        c = self.coef
+        always = (self.bias != 0) | (self.bias_rec != 0) | (c.leak != 0)
+        if c.spiking:
+            # a neuron at rest (v = 0) that fires or moves without input
+            always |= c.threshold <= 0
+        self.always = always.astype(np.uint8)
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.v[:] = 0.0
+        self.i[:] = 0.0
+        self.acc[:] = 0.0
+        self.mark[:] = 0
+        self.last[:] = -1
+        self.counters[0] = 0
+        always = np.flatnonzero(self.always)
+        self.active[: always.size] = always
+        self.n_active[0] = always.size
+
+    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+        c = self.coef
+        n = self.size
+        cap = max(2 * n, 2 * len(inp), 1024)
+        parts: list[Signal] = []
+        k, pos = k0, 0
+        before = int(self.counters[0])
+        while k < k1:
+            out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64),
+                         np.empty(cap, np.float64))
+            n_out, k, pos = advance_neurons(
+                k, k1, inp.step, inp.idx, inp.val, pos,
+                self.bias, self.bias_rec, self.rec_start,
+                c.alpha, c.gain_syn, c.beta, c.gain_v_old, c.gain_v, c.gain_x, c.leak, c.threshold,
+                c.v_reset, c.v_min, c.spiking, c.multi_spike, c.reset_code,
+                c.spike_at_threshold, self.always,
+                self.v, self.i, self.last, self.active, self.n_active, self.acc, self.mark,
+                self.cand, out.step, out.idx, out.val, self.counters,
+            )
+            parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
+            cap *= 2
+        self.updates += int(self.counters[0]) - before
+        if len(parts) == 1:
+            return parts[0]
+        return Signal(*(np.concatenate([getattr(p, f) for p in parts]) for f in Signal._fields))
+
+
+STAGES: dict[str, type[Stage]] = {}
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    """Register a stage class for each graph kind it declares in ``kinds``."""
+    for kind in cls.kinds:
+        STAGES[kind] = cls
+    return cls
+
+
+for _cls in (Stage, DenseStage, ScaleStage, DelayStage, NeuronStage):
+    register_stage(_cls)
