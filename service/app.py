@@ -1,6 +1,7 @@
 """The aiohttp application: one factory, ``init(settings)``, used by the CLI and the tests.
 
-Routes live with their concern: ``api.py`` (REST, probes), ``ws.py`` (websockets).
+Routes live with their concern: ``api.py`` (REST, probes), ``ws.py`` (websockets);
+``auth.py`` adds the token check, ``api.py`` the JSON errors.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from . import api, ws
+from .auth import setup_auth
 from .config import Settings
 from .gateway import Gateway
 from .keys import GATEWAY
@@ -22,7 +24,8 @@ __all__ = ["GATEWAY", "init"]
 def init(settings: Settings | None = None) -> web.Application:
     """Build the application; the gateway starts and stops with it."""
     settings = settings or Settings()
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    setup_auth(app, settings)
 
     async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         gateway = Gateway(settings)
@@ -37,6 +40,6 @@ def init(settings: Settings | None = None) -> web.Application:
         await gateway.stop()
 
     app.cleanup_ctx.append(gateway_ctx)
-    api.add_routes(app)
+    api.setup_api(app, settings)
     ws.add_routes(app)
     return app

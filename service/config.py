@@ -133,10 +133,27 @@ class PipelineConfig(_Strict):
         return self
 
 
+def default_models_dir() -> Path:
+    """The per-user data directory for uploaded models (``$XDG_DATA_HOME/spikegate/models``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "spikegate" / "models"
+
+
 class ServerConfig(_Strict):
+    """Where to listen and what to let in.
+
+    Without ``api_token`` the app makes a random one at start and logs it
+    (state-changing calls always need a token). ``read_requires_token`` puts
+    the read-only endpoints (GET, /metrics, /ws/outputs) behind it too.
+    """
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     api_token: SecretStr | None = None
+    read_requires_token: bool = False
+    max_body_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=4 * 1024 * 1024 * 1024)
+    models_dir: Path = Field(default_factory=default_models_dir)
     shutdown_timeout_s: float = Field(5.0, gt=0, le=600)
 
 
@@ -144,6 +161,7 @@ class Settings(_Strict):
     server: ServerConfig = ServerConfig()
     pipelines: list[PipelineConfig] = Field(default_factory=lambda: [PipelineConfig()])
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @model_validator(mode="after")
     def _pipeline_names_unique(self) -> Settings:

@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -98,6 +98,8 @@ class Pipeline:
     async def start(self) -> None:
         if self.state == "running":
             return
+        self.source_done = False
+        self.source_error = None
         for sink in self.sinks:
             sink.start()
         self._tasks = [
@@ -118,7 +120,8 @@ class Pipeline:
         except Exception as exc:  # a source failure stops that source, not the service
             self.source_error = f"{type(exc).__name__}: {exc}"
             log.error("pipeline %s: source %s failed: %s", self.name, self.source.name,
-                      self.source_error)
+                      self.source_error,
+                      extra={"pipeline": self.name, "source": self.source.name})
         finally:
             self.source_done = True
 
@@ -152,7 +155,8 @@ class Pipeline:
             except Exception as exc:  # a bad packet is counted and skipped
                 c.errors += 1
                 c.last_error = f"packet {packet.seq}: {type(exc).__name__}: {exc}"
-                log.warning("pipeline %s: core: %s", self.name, c.last_error)
+                log.warning("pipeline %s: core: %s", self.name, c.last_error,
+                            extra={"pipeline": self.name, "source": packet.source})
             finally:
                 self.queue.task_done()
 
@@ -184,6 +188,67 @@ class Pipeline:
         await asyncio.gather(*(sink.close() for sink in self.sinks))
         self._tasks = []
         self.state = "stopped"
+
+    def settings(self) -> dict[str, Any]:
+        """The live settings ``apply_settings`` can change (a JSON-able snapshot)."""
+        memory = getattr(self.decoder, "memory", None)
+        interval_us = getattr(memory, "command_interval_us", None)
+        return {
+            "queue_policy": str(self.queue.policy),
+            "command_interval_ms": None if interval_us is None else interval_us / 1000.0,
+            "sinks": {s.name: {"policy": str(s.buffer.policy)} for s in self.sinks},
+        }
+
+    def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change live settings without a restart; return ``settings()``.
+
+        ``changes`` holds only the fields a client sent (validated already by
+        ``schemas.PipelineSettingsPatch``); ``None`` means "clear" where a field
+        allows it. Each key has one setter in ``SETTERS``: a new setting is a
+        field on the patch model plus one setter here. Every change is checked
+        before any is made, so a refused patch changes nothing.
+        """
+        unknown = sorted(set(changes) - set(self.SETTERS))
+        if unknown:
+            raise ValueError(f"pipeline {self.name}: no live setting named {', '.join(unknown)}")
+        for key, value in changes.items():
+            self.SETTERS[key][0](self, value)
+        for key, value in changes.items():
+            self.SETTERS[key][1](self, value)
+        return self.settings()
+
+    def _check_interval(self, value: float) -> None:
+        if not hasattr(getattr(self.decoder, "memory", None), "command_interval_us"):
+            raise ValueError(f"pipeline {self.name}: its decoder has no command interval")
+
+    def _set_interval(self, value: float) -> None:
+        self.decoder.memory.command_interval_us = max(1, int(value * 1000))  # type: ignore[attr-defined]
+
+    def _check_sinks(self, value: Mapping[str, Mapping[str, Any]]) -> None:
+        names = {s.name for s in self.sinks}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise LookupError(f"pipeline {self.name}: no sink named {', '.join(unknown)}")
+
+    def _set_sinks(self, value: Mapping[str, Mapping[str, Any]]) -> None:
+        for sink in self.sinks:
+            policy = value.get(sink.name, {}).get("policy")
+            if policy is not None:
+                sink.buffer.policy = FullPolicy(policy)
+
+    def _set_queue_policy(self, value: str) -> None:
+        self.queue.policy = FullPolicy(value)
+
+    def _accept(self, value: Any) -> None:
+        return None
+
+    # name -> (check, apply): check raises ValueError/LookupError and changes nothing.
+    SETTERS: ClassVar[dict[str, tuple[Callable[[Pipeline, Any], None],
+                                      Callable[[Pipeline, Any], None]]]] = {
+        "queue_policy": (_accept, _set_queue_policy),
+        "command_interval_ms": (_check_interval, _set_interval),
+        "sinks": (_check_sinks, _set_sinks),
+    }
 
     async def close(self) -> None:
         await self.stop()
