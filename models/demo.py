@@ -35,26 +35,40 @@ def _lif_dense_step(
     v_th: float,
     out_t: np.ndarray,
     out_neuron: np.ndarray,
-) -> int:
-    """Feed events (time, flat input address) to dense LIF outputs; return spikes written."""
+    start: int,
+) -> tuple[int, int]:
+    """Feed events ``start..`` (time, flat input address) to dense LIF outputs.
+
+    Returns (spikes written, events done): it stops early, before an event
+    whose spikes might not fit in the output buffers, and the caller goes on
+    with fresh buffers. Every event reaches every output here, so all neurons
+    share one last-update time (``t_last[0]``): one ``exp`` per event.
+    """
     n_out = v.shape[0]
+    cap = out_t.shape[0]
     k = 0
-    for e in range(t.shape[0]):
+    last = t_last[0]
+    for e in range(start, t.shape[0]):
+        if k + n_out > cap:
+            t_last[0] = last
+            return k, e
         te = t[e]
+        if te > last:
+            decay = np.exp(-(te - last) / tau_us)
+            for j in range(n_out):
+                v[j] *= decay
+            last = te
         row = addr[e]
         for j in range(n_out):
-            dt = te - t_last[j]
-            if dt > 0:
-                v[j] *= np.exp(-dt / tau_us)
-            t_last[j] = te
-            v[j] += w[row, j]
-            if v[j] > v_th:
-                v[j] = 0.0
-                if k < out_t.shape[0]:
-                    out_t[k] = te
-                    out_neuron[k] = j
-                    k += 1
-    return k
+            vj = v[j] + w[row, j]
+            if vj > v_th:
+                vj = 0.0
+                out_t[k] = te
+                out_neuron[k] = j
+                k += 1
+            v[j] = vj
+    t_last[0] = last
+    return k, t.shape[0]
 
 
 @dataclass(slots=True)
@@ -101,7 +115,7 @@ class TrackerNetwork:
 
     def reset_state(self) -> None:
         self.v = np.zeros(self.output_size)
-        self.t_last = np.zeros(self.output_size, dtype=np.int64)
+        self.t_last = np.zeros(1, dtype=np.int64)  # shared: every event reaches every output
 
     def step(self, events: np.ndarray) -> StepResult:
         """Run a packet's events in time order; return output spikes and operation counts."""
@@ -111,14 +125,22 @@ class TrackerNetwork:
         inside = (events["x"] < width) & (events["y"] < height)
         ev = events[inside] if not inside.all() else events
         addr = ev["y"].astype(np.int64) * width + ev["x"]
-        cap = ev.shape[0] * self.output_size
-        out_t = np.empty(cap, dtype=np.int64)
-        out_n = np.empty(cap, dtype=np.int64)
-        k = _lif_dense_step(ev["t"], addr, self.w, self.v, self.t_last, self.tau_us,
-                            self.v_th, out_t, out_n)
-        spikes = np.empty(k, dtype=SPIKE_DTYPE)
-        spikes["t"] = out_t[:k]
-        spikes["neuron"] = out_n[:k]
+        t = np.ascontiguousarray(ev["t"])
+        cap = max(4 * self.output_size, ev.shape[0] // 4)
+        parts = []
+        done = 0
+        while True:
+            out_t = np.empty(cap, dtype=np.int64)
+            out_n = np.empty(cap, dtype=np.int64)
+            k, done = _lif_dense_step(t, addr, self.w, self.v, self.t_last, self.tau_us,
+                                      self.v_th, out_t, out_n, done)
+            part = np.empty(k, dtype=SPIKE_DTYPE)
+            part["t"] = out_t[:k]
+            part["neuron"] = out_n[:k]
+            parts.append(part)
+            if done == t.shape[0]:
+                break
+        spikes = parts[0] if len(parts) == 1 else np.concatenate(parts)
         ops = int(ev.shape[0]) * self.output_size
         return StepResult(spikes, synops=ops, neuron_updates=ops)
 
