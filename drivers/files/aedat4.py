@@ -30,6 +30,7 @@ from typing import BinaryIO
 import lz4.frame
 import numpy as np
 import zstandard
+from numba import njit
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
@@ -253,7 +254,9 @@ def decompress(payload: bytes | memoryview, compression: Compression, where: str
     try:
         if compression in (Compression.LZ4, Compression.LZ4_HIGH):
             dec = lz4.frame.LZ4FrameDecompressor()
-            out = dec.decompress(bytes(payload), max_length=MAX_PACKET_BYTES + 1)
+            # LZ4 expands at most 255-fold; a tight cap is also much faster than a huge one
+            cap = min(len(payload) * 255 + 1024, MAX_PACKET_BYTES + 1)
+            out = dec.decompress(bytes(payload), max_length=cap)
             complete = dec.eof
         elif compression in (Compression.ZSTD, Compression.ZSTD_HIGH):
             zobj = zstandard.ZstdDecompressor().decompressobj()
@@ -318,19 +321,34 @@ def _raw_evts(flat: bytes, where: str) -> np.ndarray | None:
     return np.frombuffer(flat, dtype=RAW_EVENT_DTYPE, count=n, offset=4 + start)
 
 
-def _convert_raw(raw: np.ndarray, where: str) -> np.ndarray:
-    out = np.empty(raw.shape[0], dtype=EVENT_DTYPE)
-    if raw.shape[0] == 0:
-        return out
-    x = raw["x"]
-    y = raw["y"]
-    if int(x.min()) < 0 or int(y.min()) < 0:
-        raise FormatError(f"{where}: event with a negative coordinate")
-    out["t"] = raw["t"]
-    out["x"] = x
-    out["y"] = y
-    out["p"] = raw["p"] != 0
+@njit(cache=True, nogil=True)
+def _copy_events(raw, out, k0):
+    """raw EVTS structs → ``out[k0:]``; returns the index of a negative coordinate or -1."""
+    bad = -1
+    for i in range(raw.shape[0]):
+        r = raw[i]
+        o = out[k0 + i]
+        if r.x < 0 or r.y < 0:
+            bad = i
+        o.t = r.t
+        o.x = r.x
+        o.y = r.y
+        o.p = 1 if r.p else 0
+    return bad
+
+
+def _fill_events(out: np.ndarray, raws: list[np.ndarray], where: str) -> np.ndarray:
+    """Copy raw event structs into ``out`` (EVENT_DTYPE), packet by packet."""
+    k = 0
+    for raw in raws:
+        if _copy_events(raw, out, k) >= 0:
+            raise FormatError(f"{where}: event with a negative coordinate")
+        k += raw.shape[0]
     return out
+
+
+def _convert_raw(raw: np.ndarray, where: str) -> np.ndarray:
+    return _fill_events(np.empty(raw.shape[0], dtype=EVENT_DTYPE), [raw], where)
 
 
 def decode_packet_payload(
@@ -470,10 +488,8 @@ class Aedat4Decoder:
                                       f"packet is {flat[8:12]!r}")
                 raws.append(raw)
             pos = end
-        if not raws:
-            return np.zeros(0, dtype=EVENT_DTYPE), pos
-        raw_all = raws[0] if len(raws) == 1 else np.concatenate(raws)
-        return _convert_raw(raw_all, f"{where}: byte {offset}"), pos
+        out = np.empty(sum(r.shape[0] for r in raws), dtype=EVENT_DTYPE)
+        return _fill_events(out, raws, f"{where}: byte {offset}"), pos
 
 
 class Aedat4Writer:
@@ -558,4 +574,5 @@ FORMAT = Aedat4Format()
 
 
 def warm_up() -> None:
-    """Nothing to compile: decoding is numpy only."""
+    """Compile the event-copy kernel on a tiny packet."""
+    decode_packet_payload(encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, 0)[8:], 0, "warm-up")
