@@ -17,6 +17,7 @@ from .auth import setup_auth
 from .config import Settings
 from .gateway import Gateway
 from .keys import GATEWAY
+from .metrics import setup_metrics
 
 __all__ = ["GATEWAY", "init"]
 
@@ -41,5 +42,6 @@ def init(settings: Settings | None = None) -> web.Application:
 
     app.cleanup_ctx.append(gateway_ctx)
     api.setup_api(app, settings)
+    setup_metrics(app)
     ws.add_routes(app)
     return app

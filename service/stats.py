@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 
 import numpy as np
 
+LATENCY_BUCKETS_US: tuple[float, ...] = (
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
+    1_000_000, 2_500_000, 10_000_000)
+"""Upper bounds (µs) of the cumulative latency histogram (Prometheus buckets)."""
+
 
 class LatencyWindow:
-    """The last ``size`` latencies (µs) in a ring; percentiles on demand."""
+    """The last ``size`` latencies (µs) in a ring; percentiles on demand.
+
+    Every latency is also counted for good in a histogram over
+    ``LATENCY_BUCKETS_US`` (``bucket_counts``, ``sum_us``), which ``/metrics``
+    exports as a Prometheus histogram.
+    """
 
     def __init__(self, size: int = 4096) -> None:
         self._ring = np.zeros(size, dtype=np.float64)
         self._n = 0
         self.count = 0
+        self.bucket_counts = [0] * (len(LATENCY_BUCKETS_US) + 1)  # the last one is +Inf
+        self.sum_us = 0.0
 
     def add_ns(self, ingress_ns: int, now_ns: int | None = None) -> float:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
@@ -21,6 +34,8 @@ class LatencyWindow:
         self._ring[self._n % self._ring.shape[0]] = latency_us
         self._n += 1
         self.count += 1
+        self.bucket_counts[bisect.bisect_left(LATENCY_BUCKETS_US, latency_us)] += 1
+        self.sum_us += latency_us
         return latency_us
 
     def percentiles_us(self) -> dict[str, float | None]:
