@@ -11,8 +11,10 @@ import sys
 from aiohttp import web
 
 from ..app import init
+from ..auth import AUTH
 from ..cli import UsageError
 from ..config import ConfigError, Settings, load_settings
+from ..logs import configure_logging
 
 NAME = "serve"
 HELP = "run the gateway (default: the embedded demo on 127.0.0.1:8080)"
@@ -24,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: the embedded demo)")
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default 8080; 0 = any free)")
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        help="log lines as text (default) or one JSON object per line")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -43,7 +47,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(init(settings), handle_signals=False,
+    app = init(settings)
+    runner = web.AppRunner(app, handle_signals=False,
                            shutdown_timeout=settings.server.shutdown_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
@@ -51,6 +56,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     for address in runner.addresses:
         log.info("spikegate listening on http://%s:%s", *address[:2])
         print(f"spikegate listening on http://{address[0]}:{address[1]}", flush=True)
+    if app[AUTH].generated:
+        print(f"no api_token configured; this run's token: {app[AUTH].token}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -60,8 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, args.log_format or settings.log_format, sys.stderr)
     try:
         import uvloop
 
