@@ -224,6 +224,9 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {}
+# Called as hook(nodes, edges) on the inlined graph before its nodes are read:
+# fills in shapes NIR files leave out (pooling nodes store no input_type).
+SHAPE_HOOKS: list[Callable[[dict[str, Any], list[tuple[str, str]]], None]] = []
 _BY_NIR_TYPE: dict[type, str] = {}
 
 
@@ -428,13 +431,28 @@ def load_graph(path: str | Path) -> Graph:
     data.pop("type_check", None)
     try:
         data["type_check"] = False
-        root = nir.dict2NIRNode(data)
+        root = _node_from_dict(data)
     except GraphError:
         raise
     except Exception as exc:  # nir raises many kinds on malformed nodes
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GraphError(f"{path.name}: malformed NIR graph ({first})") from None
     return from_nir(root, source=path.name)
+
+
+def _node_from_dict(data: Mapping[str, Any]) -> Any:
+    """``nir.dict2NIRNode``, plus extension kinds (a ``nir_type`` nir doesn't define)."""
+    kind = data.get("type")
+    if kind == "NIRGraph":
+        nodes = {k: _node_from_dict(v) for k, v in data["nodes"].items()}
+        edges = [(nir.ir.utils.ensure_str(a), nir.ir.utils.ensure_str(b)) for a, b in data["edges"]]
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(data.get("metadata") or {}),
+                            type_check=False)
+    extensions = {k.nir_type.__name__: k.nir_type for k in KINDS.values()
+                  if not hasattr(nir, k.nir_type.__name__)}
+    if kind in extensions:
+        return extensions[kind].from_dict(dict(data))
+    return nir.dict2NIRNode(dict(data))
 
 
 def _check_types(source: str, data: Mapping[str, Any], prefix: str) -> None:
@@ -464,6 +482,8 @@ def from_nir(root: Any, source: str = "graph") -> Graph:
     nodes: dict[str, Any] = {}
     edges: list[tuple[str, str]] = []
     _inline(source, root, "", nodes, edges, top=True)
+    for hook in SHAPE_HOOKS:
+        hook(nodes, edges)
     layers: dict[str, Layer] = {}
     for name, node in nodes.items():
         kind_name = _BY_NIR_TYPE.get(type(node))
