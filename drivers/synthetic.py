@@ -27,7 +27,7 @@ _TOUR = np.array(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class MovingDisk:
     """The scene: geometry, disk radius (px), speed (px/s) and the event rate."""
 
@@ -46,32 +46,33 @@ class MovingDisk:
             raise ValueError("synthetic sensor: rate, speed and radius must be positive")
         if not 0.0 <= self.noise_fraction < 1.0:
             raise ValueError("synthetic sensor: noise_fraction must be in [0, 1)")
+        points = _TOUR * np.array([self.width - 1, self.height - 1])
+        seg = np.diff(points, axis=0)
+        seg_len = np.hypot(seg[:, 0], seg[:, 1])
+        ends = np.cumsum(seg_len)
+        # the tour, precomputed once: start point, direction and velocity per segment
+        object.__setattr__(self, "_starts", points[:-1])
+        object.__setattr__(self, "_unit", seg / seg_len[:, None])
+        object.__setattr__(self, "_ends", ends)
+        object.__setattr__(self, "_begins", ends - seg_len)
 
     @property
     def geometry(self) -> Geometry:
         return Geometry(self.width, self.height, 2)
 
-    def _waypoints(self) -> np.ndarray:
-        return _TOUR * np.array([self.width - 1, self.height - 1])
-
     def position(self, t_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Disk centre and velocity (px, px/s) at times ``t_us`` (the tour repeats)."""
-        points = self._waypoints()
-        seg = np.diff(points, axis=0)
-        seg_len = np.hypot(seg[:, 0], seg[:, 1])
-        ends = np.cumsum(seg_len)
-        tour_len = ends[-1]
-        dist = (np.asarray(t_us, dtype=np.float64) * 1e-6 * self.speed_px_s) % tour_len
-        i = np.searchsorted(ends, dist, side="right").clip(0, len(seg) - 1)
-        start = ends[i] - seg_len[i]
-        frac = ((dist - start) / seg_len[i])[:, None]
-        centre = points[i] + frac * seg[i]
-        velocity = seg[i] / seg_len[i][:, None] * self.speed_px_s
-        return centre, velocity
+        ends: np.ndarray = self._ends  # type: ignore[attr-defined]
+        dist = (np.asarray(t_us, dtype=np.float64) * (1e-6 * self.speed_px_s)) % ends[-1]
+        i = np.minimum(np.searchsorted(ends, dist, side="right"), ends.shape[0] - 1)
+        unit = self._unit[i]  # type: ignore[attr-defined]
+        centre = self._starts[i] + (dist - self._begins[i])[:, None] * unit  # type: ignore[attr-defined]
+        return centre, unit * self.speed_px_s
 
-    def events(self, t0_us: int, t1_us: int, index: int) -> np.ndarray:
-        """The events in ``[t0_us, t1_us)``; ``index`` seeds this window's randomness."""
-        rng = np.random.default_rng((self.seed, index))
+    def events(self, t0_us: int, t1_us: int, rng: np.random.Generator | int) -> np.ndarray:
+        """The events in ``[t0_us, t1_us)``, drawn with ``rng`` (an int seeds a new one)."""
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng((self.seed, rng))
         n = rng.poisson(self.rate_ev_s * (t1_us - t0_us) * 1e-6)
         t = np.sort(rng.integers(t0_us, max(t1_us, t0_us + 1), n))
         centre, velocity = self.position(t)
@@ -120,17 +121,15 @@ class SyntheticDvsSource:
 
     async def packets(self) -> AsyncIterator[EventPacket]:
         start = time.monotonic()
+        rng = np.random.default_rng(self.scene.seed)
         end_us = None if self.duration_s is None else int(self.duration_s * 1e6)
         seq = 0
         while end_us is None or seq * self.packet_us < end_us:
             t0 = seq * self.packet_us
             t1 = t0 + self.packet_us
-            if self.realtime:
-                delay = start + t1 * 1e-6 - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            else:
-                await asyncio.sleep(0)
-            events = self.scene.events(t0, t1, seq)
+            # always yield: a source running behind its clock must not starve the loop
+            delay = start + t1 * 1e-6 - time.monotonic() if self.realtime else 0.0
+            await asyncio.sleep(max(delay, 0.0))
+            events = self.scene.events(t0, t1, rng)
             yield EventPacket(events, source=self.name, geometry=self.geometry, seq=seq)
             seq += 1
