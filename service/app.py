@@ -18,6 +18,7 @@ from .config import Settings
 from .gateway import Gateway
 from .keys import GATEWAY
 from .metrics import setup_metrics
+from .openapi import setup_openapi
 
 __all__ = ["GATEWAY", "init"]
 
@@ -43,5 +44,6 @@ def init(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(gateway_ctx)
     api.setup_api(app, settings)
     setup_metrics(app)
+    setup_openapi(app, settings.server.read_requires_token)
     ws.add_routes(app)
     return app
