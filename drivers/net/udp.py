@@ -23,7 +23,9 @@ drop naming the datagram and byte offset; the source keeps running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -43,6 +45,9 @@ _LAYOUT_CODES = {"auto": 0, "no_timestamp": 1, "timestamp": 2}
 
 SPIF_MAX_COORD = 1 << 15
 """x and y are 15-bit fields."""
+
+MAX_DATAGRAM_BYTES = 65_535
+"""Largest UDP payload read."""
 
 DEFAULT_MAX_STEP_US = 10_000_000
 """Largest forward time step between two events of one datagram (timestamp layout)."""
@@ -215,24 +220,14 @@ def split_datagrams(data: bytes, datagram_bytes: int) -> list[bytes]:
     return [data[i : i + datagram_bytes] for i in range(0, len(data), datagram_bytes)]
 
 
-class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, source: UdpSource) -> None:
-        self._source = source
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
-        self._source._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        self._source.stats.last_error = f"{self._source.name}: socket error: {exc}"
-        logger.warning("%s", self._source.stats.last_error)
-
-
 class UdpSource:
     """Live SPIF / AEStream datagrams on a UDP port → ``EventPacket``s.
 
     Datagrams queue up in a bounded buffer (``max_pending_datagrams``; more
     are dropped as "overflow") and each packet decodes everything pending, up
-    to ``max_datagrams_per_packet``, in one kernel call.
+    to ``max_datagrams_per_packet``, in one kernel call. ``recv_buffer_bytes``
+    asks the kernel for a bigger socket buffer (capped by ``net.core.rmem_max``);
+    what the kernel itself drops when that is full cannot be counted here.
     """
 
     def __init__(
@@ -246,6 +241,7 @@ class UdpSource:
         max_step_us: int = DEFAULT_MAX_STEP_US,
         max_pending_datagrams: int = 65_536,
         max_datagrams_per_packet: int = 4096,
+        recv_buffer_bytes: int | None = 4 << 20,
     ) -> None:
         if max_pending_datagrams < 1 or max_datagrams_per_packet < 1:
             raise ValueError(f"{name}: datagram limits must be at least 1")
@@ -258,31 +254,67 @@ class UdpSource:
         self.datagrams = 0
         self.max_pending_datagrams = max_pending_datagrams
         self.max_datagrams_per_packet = max_datagrams_per_packet
+        self.recv_buffer_bytes = recv_buffer_bytes
         self._pending: deque[tuple[bytes, int, tuple[str, int]]] = deque()
         self._wake = asyncio.Event()
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._t0_ns = time.monotonic_ns()
         self._seq = 0
 
     async def start(self) -> tuple[str, int]:
         """Bind the socket (port 0 picks a free port); returns the bound (host, port)."""
-        if self._transport is None:
-            loop = asyncio.get_running_loop()
+        if self._sock is None:
+            self._loop = asyncio.get_running_loop()
             self._t0_ns = time.monotonic_ns()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Receiver(self), local_addr=(self.host, self.port)
-            )
-            self._transport = transport
-        sockname = self._transport.get_extra_info("sockname")
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                if self.recv_buffer_bytes:
+                    # the kernel caps this at net.core.rmem_max; a bigger buffer rides out bursts
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                        self.recv_buffer_bytes)
+                sock.bind((self.host, self.port))
+            except OSError:
+                sock.close()
+                raise
+            self._sock = sock
+            # our own reader drains every datagram waiting at each wake-up (asyncio's
+            # datagram transport takes one per loop iteration), so packets batch
+            self._loop.add_reader(sock.fileno(), self._drain_socket)
+        sockname = self._sock.getsockname()
         return sockname[0], sockname[1]
 
     def close(self) -> None:
         """Stop: the socket closes and ``packets()`` ends after what is pending."""
         self._closed = True
-        if self._transport is not None:
-            self._transport.close()
+        self._close_socket()
         self._wake.set()
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def _drain_socket(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(self.max_datagrams_per_packet):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.stats.last_error = f"{self.name}: socket error: {exc}"
+                logger.warning("%s", self.stats.last_error)
+                return
+            self._on_datagram(data, addr)
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         self.datagrams += 1
@@ -345,8 +377,7 @@ class UdpSource:
                 self._seq += 1
                 yield packet
         finally:
-            if self._transport is not None:
-                self._transport.close()
+            self._close_socket()
 
 
 def warm_up() -> None:
