@@ -1,7 +1,11 @@
 """Event files: one module per format, each exposing ``FORMAT`` (a ``base.Format``).
 
-``detect`` picks the format by header first, extension second; ``open_events``
-runs the shared chunked reader loop of ``base``.
+A module holding several formats exposes them as ``FORMATS`` instead
+(``numpy_files``: npy, npz, csv). ``detect`` picks the format by header first,
+extension second; ``open_events`` runs the shared chunked reader loop of
+``base``. The one exception: a format that is not a byte stream (``.npz``, a
+zip archive) provides ``open_chunks(f, where, chunk_bytes)``, which
+``open_events`` calls instead of the shared loop.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from .base import FileHeader, Format, concat_events, describe, iter_event_chunks
 
 # Each name is a module of this package with a module-level ``FORMAT``.
 # Order matters for detection: more specific headers first.
-_FORMAT_MODULES: tuple[str, ...] = ("aedat4", "evt3", "evt2", "dat", "nmnist", "aedat2", "aedat3", "eventstream", "nas")
+_FORMAT_MODULES: tuple[str, ...] = (
+    "aedat4",
+    "evt3",
+    "evt2",
+    "dat",
+    "numpy_files",
+    "nmnist",
+    "aedat2",
+    "aedat3",
+    "eventstream",
+    "nas",
+)
 
 SNIFF_BYTES = 4096
 
@@ -27,8 +42,9 @@ def formats() -> dict[str, Format]:
     """Every registered format by name."""
     found: dict[str, Format] = {}
     for module in _FORMAT_MODULES:
-        fmt: Format = importlib.import_module(f"{__name__}.{module}").FORMAT
-        found[fmt.name] = fmt
+        loaded = importlib.import_module(f"{__name__}.{module}")
+        for fmt in getattr(loaded, "FORMATS", (loaded.FORMAT,)):
+            found[fmt.name] = fmt
     return found
 
 
@@ -62,6 +78,11 @@ def open_events(
     f: BinaryIO, where: str, fmt: Format, chunk_bytes: int | None = None
 ) -> tuple[FileHeader, Iterator[np.ndarray]]:
     """Header and chunked events of an open binary file."""
+    open_chunks = getattr(fmt, "open_chunks", None)
+    if open_chunks is not None:  # not a byte stream (a zip archive): the format reads itself
+        if chunk_bytes is None:
+            return open_chunks(f, where)  # type: ignore[no-any-return]
+        return open_chunks(f, where, chunk_bytes)  # type: ignore[no-any-return]
     if chunk_bytes is None:
         return iter_event_chunks(f, fmt, where)
     return iter_event_chunks(f, fmt, where, chunk_bytes)
