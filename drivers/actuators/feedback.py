@@ -266,7 +266,7 @@ class _JsonReceiver(asyncio.DatagramProtocol):
     def __init__(self, feed: UdpJsonFeed) -> None:
         self._feed = feed
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self._feed._on_datagram(data, addr)
 
 

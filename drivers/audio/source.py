@@ -130,7 +130,7 @@ class WavSource:
 
 def _import_sounddevice() -> Any:
     try:
-        import sounddevice  # type: ignore[import-not-found]
+        import sounddevice
     except ImportError:
         raise SourceUnavailableError(
             "microphone: the optional 'sounddevice' package is not installed "

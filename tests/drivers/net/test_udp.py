@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from spikegate.drivers.net.udp import (
     SpifDecoder,
     UdpSource,
@@ -187,3 +188,22 @@ def test_encode_decode_round_trip(rows: list[tuple[int, int, int, int]]) -> None
 def test_bad_layout_is_a_clear_error(layout: str) -> None:
     with pytest.raises(ValueError, match="SPIF layout 'bogus'"):
         SpifDecoder(layout)  # type: ignore[arg-type]
+
+
+@settings(max_examples=100, deadline=None)
+@given(datagrams=st.lists(st.binary(max_size=64), min_size=1, max_size=8))
+def test_live_path_counts_every_byte(datagrams: list[bytes]) -> None:
+    """Random datagrams through the source: used + dropped bytes = received bytes."""
+
+    async def run() -> int:
+        source = UdpSource(port=0, name="fuzz", geometry=Geometry(32, 32))
+        for d in datagrams:
+            source._on_datagram(d, ("127.0.0.1", 9))
+        source.close()
+        n = sum([len(p) async for p in source.packets()])
+        assert source.stats.events == n
+        return source.stats.dropped_bytes
+
+    dropped_bytes = asyncio.run(run())
+    used = SpifDecoder("auto", Geometry(32, 32)).decode(datagrams)[1].sum()
+    assert used + dropped_bytes == sum(len(d) for d in datagrams)
