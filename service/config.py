@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from .allocation import AllocationConfig
 from .queues import FullPolicy
 
 ENV_PREFIX = "SPIKEGATE_"
@@ -124,6 +125,7 @@ class PipelineConfig(_Strict):
     queue_size: int = Field(64, ge=1, le=100_000)
     queue_policy: FullPolicy = FullPolicy.DROP_OLDEST
     command_interval_ms: float = Field(50.0, gt=0, le=60_000)
+    allocation: AllocationConfig = AllocationConfig()
 
     @model_validator(mode="after")
     def _sink_names_unique(self) -> PipelineConfig:

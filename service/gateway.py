@@ -64,7 +64,8 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     source = build_source(cfg.source)
     core, decoder = build_core(cfg, source)
     sinks = [build_sink(s) for s in cfg.sinks]
-    return Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size, cfg.queue_policy)
+    return Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size, cfg.queue_policy,
+                    allocation=cfg.allocation)
 
 
 class PipelineExistsError(ValueError):

@@ -5,6 +5,13 @@
 - The core task runs ``network.step`` in a one-worker executor: the network's
   state belongs to that thread, and the ``nogil`` kernels leave the event
   loop free. Sequence gaps per source are counted.
+- Between queue and core, the ``Allocator`` (service/allocation.py) applies
+  the resource-allocation knobs (ROI, rate budgets, latency budget with load
+  shedding); what it takes out is counted as shed, per reason. Under a latency
+  budget the core takes at most ``chunk_events`` per call: queued packets are
+  coalesced up to it and larger ones split, one output per call.
+- Accounting: every event the source gave is processed, shed, dropped by the
+  queue, or lost in a failed core call (``status()["accounting"]``).
 - The hub offers each output to every sink's own bounded buffer; the core
   only ever ``put_nowait``s into the hub queue (drop-oldest, counted), so no
   sink can make it wait.
@@ -22,9 +29,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from pydantic import ValidationError
 
 from spikegate.drivers.packet import EventPacket, Geometry, OutputPacket
 
+from .allocation import (
+    ALLOCATION_FIELDS,
+    AllocationConfig,
+    Allocator,
+    apply_core_allocation,
+    check_allocation,
+    check_core_allocation,
+    core_allocation_status,
+)
 from .decoding import Decoder
 from .queues import BoundedQueue, FullPolicy
 from .sinks import Sink
@@ -63,6 +80,7 @@ class CoreCounters:
     seq_gaps: int = 0
     packets_lost: int = 0
     errors: int = 0
+    events_failed: int = 0
     last_error: str | None = None
     expected_seq: dict[str, int] = field(default_factory=dict)
 
@@ -73,18 +91,23 @@ class Pipeline:
     def __init__(self, name: str, source: Source, core: Core, decoder: Decoder,
                  sinks: list[Sink], queue_size: int = 64,
                  queue_policy: FullPolicy | str = FullPolicy.DROP_OLDEST,
-                 hub_size: int = 256) -> None:
+                 hub_size: int = 256, allocation: AllocationConfig | None = None) -> None:
         self.name = name
         self.source = source
         self.core = core
         self.decoder = decoder
         self.sinks = sinks
-        self.queue: BoundedQueue[EventPacket] = BoundedQueue(queue_size, queue_policy)
+        self.queue: BoundedQueue[EventPacket] = BoundedQueue(queue_size, queue_policy, weigh=len)
         self.hub: BoundedQueue[OutputPacket] = BoundedQueue(hub_size, FullPolicy.DROP_OLDEST)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"core:{name}")
         self.counters = CoreCounters()
         self.source_rate = RateMeter()
         self.core_latency = LatencyWindow()
+        self.allocator = Allocator(source.geometry)
+        self.allocation = AllocationConfig()
+        if allocation is not None:
+            self._check_allocation(allocation)
+            self._apply_allocation(allocation)
         self.state = "created"
         self.source_packets = 0
         self.source_done = False
@@ -127,38 +150,89 @@ class Pipeline:
 
     async def _core_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        c = self.counters
         while True:
-            packet = await self.queue.get()
+            batch = [await self.queue.get()]
+            limit = self.allocator.chunk_events()
+            if limit is not None:  # coalesce what waits, up to one call's worth
+                total = len(batch[0])
+                while total < limit and not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                    total += len(batch[-1])
             try:
-                expected = c.expected_seq.get(packet.source)
-                if expected is not None and packet.seq != expected:
-                    c.seq_gaps += 1
-                    c.packets_lost += max(packet.seq - expected, 0)
-                c.expected_seq[packet.source] = packet.seq + 1
-                t0 = time.perf_counter()
-                result = await loop.run_in_executor(self.executor, self.core.step,
-                                                    packet.events)
-                c.kernel_s += time.perf_counter() - t0
-                c.packets += 1
-                c.events += len(packet)
+                await self._process(loop, batch, limit)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+
+    def _admit_and_step(self, batch: list[EventPacket], limit: int | None
+                        ) -> tuple[Any, float, np.ndarray, np.ndarray | None]:
+        """In the core thread: the allocation's admission, then the first core call."""
+        parts = []
+        for p in batch:
+            try:
+                parts.append(self.allocator.admit(p.events, p.ingress_ns))
+            except Exception as exc:  # that packet is lost, counted; the others go on
+                c = self.counters
+                c.events_failed += len(p)
+                c.errors += 1
+                c.last_error = f"packet {p.seq}: admission: {type(exc).__name__}: {exc}"
+        if not parts:
+            raise ValueError("no packet of the batch passed admission")
+        events = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return self._step_chunk(events, limit)
+
+    def _step_chunk(self, events: np.ndarray, limit: int | None
+                    ) -> tuple[Any, float, np.ndarray, np.ndarray | None]:
+        rest = None
+        if limit is not None and events.shape[0] > limit:
+            events, rest = events[:limit], events[limit:]
+        t0 = time.perf_counter()
+        try:
+            result = self.core.step(events)
+        except Exception:
+            self.counters.events_failed += int(events.shape[0]) + (
+                0 if rest is None else int(rest.shape[0]))
+            raise
+        core_s = time.perf_counter() - t0
+        self.allocator.observe(int(events.shape[0]), core_s)
+        return result, core_s, events, rest
+
+    async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[EventPacket],
+                       limit: int | None) -> None:
+        c = self.counters
+        for packet in batch:
+            expected = c.expected_seq.get(packet.source)
+            if expected is not None and packet.seq != expected:
+                c.seq_gaps += 1
+                c.packets_lost += max(packet.seq - expected, 0)
+            c.expected_seq[packet.source] = packet.seq + 1
+        last = batch[-1]
+        try:
+            result, core_s, events, rest = await loop.run_in_executor(
+                self.executor, self._admit_and_step, batch, limit)
+            c.packets += len(batch)
+            while True:
+                c.kernel_s += core_s
+                c.events += int(events.shape[0])
                 c.spikes += int(result.spikes.shape[0])
                 c.synops += int(result.synops)
-                t_us = packet.t_last_us
+                t_us = int(events["t"][-1]) if events.shape[0] else last.t_last_us
                 out = OutputPacket(
-                    pipeline=self.name, seq=packet.seq, ingress_ns=packet.ingress_ns,
+                    pipeline=self.name, seq=last.seq, ingress_ns=batch[0].ingress_ns,
                     t_us=t_us, spikes=result.spikes,
                     commands=self.decoder.decode(result.spikes, t_us),
-                    synops=int(result.synops), events_in=len(packet))
-                self.core_latency.add_ns(packet.ingress_ns)
+                    synops=int(result.synops), events_in=int(events.shape[0]))
+                self.core_latency.add_ns(batch[0].ingress_ns)
                 self.hub.put_nowait(out)
-            except Exception as exc:  # a bad packet is counted and skipped
-                c.errors += 1
-                c.last_error = f"packet {packet.seq}: {type(exc).__name__}: {exc}"
-                log.warning("pipeline %s: core: %s", self.name, c.last_error,
-                            extra={"pipeline": self.name, "source": packet.source})
-            finally:
-                self.queue.task_done()
+                if rest is None:
+                    break
+                result, core_s, events, rest = await loop.run_in_executor(
+                    self.executor, self._step_chunk, rest, limit)
+        except Exception as exc:  # a bad packet is counted and skipped
+            c.errors += 1
+            c.last_error = f"packet {last.seq}: {type(exc).__name__}: {exc}"
+            log.warning("pipeline %s: core: %s", self.name, c.last_error,
+                        extra={"pipeline": self.name, "source": last.source})
 
     async def _hub_loop(self) -> None:
         while True:
@@ -197,6 +271,8 @@ class Pipeline:
             "queue_policy": str(self.queue.policy),
             "command_interval_ms": None if interval_us is None else interval_us / 1000.0,
             "sinks": {s.name: {"policy": str(s.buffer.policy)} for s in self.sinks},
+            # allocation knobs appear once set (absent: not applied)
+            **self.allocation.model_dump(mode="json", exclude_defaults=True),
         }
 
     def apply_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -208,14 +284,54 @@ class Pipeline:
         field on the patch model plus one setter here. Every change is checked
         before any is made, so a refused patch changes nothing.
         """
-        unknown = sorted(set(changes) - set(self.SETTERS))
+        unknown = sorted(set(changes) - set(self.SETTERS) - set(ALLOCATION_FIELDS))
         if unknown:
             raise ValueError(f"pipeline {self.name}: no live setting named {', '.join(unknown)}")
-        for key, value in changes.items():
+        allocation = {k: v for k, v in changes.items() if k in ALLOCATION_FIELDS}
+        others = {k: v for k, v in changes.items() if k not in ALLOCATION_FIELDS}
+        new_allocation = None
+        if allocation:
+            new_allocation = self._merged_allocation(allocation)
+            self._check_allocation(new_allocation)
+        for key, value in others.items():
             self.SETTERS[key][0](self, value)
-        for key, value in changes.items():
+        for key, value in others.items():
             self.SETTERS[key][1](self, value)
+        if new_allocation is not None:
+            self._apply_allocation(new_allocation)
         return self.settings()
+
+    # --- resource allocation (service/allocation.py; the network's precision/sparsity)
+
+    def _merged_allocation(self, changes: Mapping[str, Any]) -> AllocationConfig:
+        """The allocation with ``changes`` on top (``None``: back to the default)."""
+        data = self.allocation.model_dump()
+        for key, value in changes.items():
+            data[key] = AllocationConfig.model_fields[key].default if value is None else value
+        try:
+            return AllocationConfig.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"pipeline {self.name}: {loc}: {first['msg']}") from None
+
+    def _check_allocation(self, cfg: AllocationConfig) -> None:
+        """Raise ``ValueError`` with a sentence when ``cfg`` does not fit; change nothing."""
+        check_allocation(cfg, self.source.geometry, f"pipeline {self.name}")
+        check_core_allocation(self.core, cfg, f"pipeline {self.name}")
+
+    def _apply_allocation(self, cfg: AllocationConfig) -> None:
+        """Make ``cfg`` the allocation; the core thread applies it between two packets."""
+        previous, self.allocation = self.allocation, cfg
+
+        def apply() -> None:
+            self.allocator.configure(cfg)
+            apply_core_allocation(self.core, previous, cfg)
+
+        try:
+            self.executor.submit(apply)
+        except RuntimeError:  # the executor is shut down (a closed pipeline): apply here
+            apply()
 
     def _check_interval(self, value: float) -> None:
         if not hasattr(getattr(self.decoder, "memory", None), "command_interval_us"):
@@ -257,6 +373,7 @@ class Pipeline:
     def status(self) -> dict[str, Any]:
         c = self.counters
         sink_drops = sum(s.buffer.dropped + s.failed for s in self.sinks)
+        shed = self.allocator.shed
         return {
             "name": self.name,
             "state": self.state,
@@ -289,4 +406,13 @@ class Pipeline:
                 "hub": self.hub.dropped,
                 "sinks": sink_drops,
             },
+            "shed": {"total": shed.total, "by_reason": dict(shed.by_reason)},
+            "allocation": self.allocator.status(),
+            "accounting": {
+                "events_in": self.source_rate.total,
+                "processed": c.events,
+                "shed": shed.total,
+                "dropped": {"queue": self.queue.dropped_weight, "core_error": c.events_failed},
+            },
+            **core_allocation_status(self.core),
         }

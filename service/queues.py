@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -18,16 +19,28 @@ class FullPolicy(StrEnum):
 
 
 class BoundedQueue(Generic[T]):
-    """An asyncio queue of at most ``maxsize`` items; ``dropped`` counts every loss."""
+    """An asyncio queue of at most ``maxsize`` items; ``dropped`` counts every loss.
 
-    def __init__(self, maxsize: int, policy: FullPolicy | str = FullPolicy.BLOCK) -> None:
+    ``weigh`` (optional) gives an item's weight (a packet's events):
+    ``dropped_weight`` sums the weights of the dropped items.
+    """
+
+    def __init__(self, maxsize: int, policy: FullPolicy | str = FullPolicy.BLOCK,
+                 weigh: Callable[[T], int] | None = None) -> None:
         if maxsize < 1:
             raise ValueError(f"queue size must be at least 1, not {maxsize}")
         self.policy = FullPolicy(policy)
         self._queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
         self.put_count = 0
         self.dropped = 0
+        self.dropped_weight = 0
         self.high_water = 0
+        self._weigh = weigh
+
+    def _drop(self, item: T) -> None:
+        self.dropped += 1
+        if self._weigh is not None:
+            self.dropped_weight += self._weigh(item)
 
     @property
     def maxsize(self) -> int:
@@ -48,11 +61,10 @@ class BoundedQueue(Generic[T]):
                 self._counted()
                 return True
             if self.policy is FullPolicy.DROP_NEWEST:
-                self.dropped += 1
+                self._drop(item)
                 return False
-            self._queue.get_nowait()
+            self._drop(self._queue.get_nowait())
             self._queue.task_done()
-            self.dropped += 1
             kept = False
         self._queue.put_nowait(item)
         self._counted()
@@ -62,13 +74,12 @@ class BoundedQueue(Generic[T]):
         """Like ``put`` for the dropping policies; BLOCK counts a drop instead of waiting."""
         if self._queue.full():
             if self.policy is FullPolicy.DROP_OLDEST:
-                self._queue.get_nowait()
+                self._drop(self._queue.get_nowait())
                 self._queue.task_done()
-                self.dropped += 1
                 self._queue.put_nowait(item)
                 self._counted()
                 return False
-            self.dropped += 1
+            self._drop(item)
             return False
         self._queue.put_nowait(item)
         self._counted()
@@ -96,5 +107,6 @@ class BoundedQueue(Generic[T]):
             "capacity": self.maxsize,
             "policy": str(self.policy),
             "dropped": self.dropped,
+            "dropped_weight": self.dropped_weight,
             "high_water": self.high_water,
         }

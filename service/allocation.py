@@ -1,0 +1,381 @@
+"""Run-time resource allocation of a pipeline: attention, rate budgets, latency budget.
+
+``AllocationConfig`` is the settings object (config file and ``PATCH``);
+``Allocator`` applies it between the queue and the core, in the core thread:
+
+1. **Attention** (``roi``): events outside the region(s) of interest are shed
+   (``outside_roi = "drop"``) or thinned to one event per 4×4-pixel cell per
+   ``outside_period_ms`` (``"downsample"``). The ROI is a list of rectangles
+   ``[x, y, width, height]`` or ``{"follow": "centroid", "size": [w, h]}``: a
+   rectangle centred on a running mean of the activity centroid.
+2. **Rate budget** (``rate_budget_ev_s``): a token bucket per ROI rectangle
+   (or over the whole sensor), bursts of at most ``budget × rate_window_ms``.
+3. **Latency budget** (``latency_budget_ms``): the allocator measures the
+   core's time per event online (decayed sums of core seconds over events)
+   and the input rate; when ``rate × time per event`` exceeds the target
+   utilisation, or a packet waited in the queue for more than half the
+   budget, it keeps only a fraction of the events, by the declared
+   ``shed_policy``: ``thin`` (random), ``refractory`` (per pixel, period
+   adapted until the kept fraction is reached) or ``downsample`` (the same on
+   2×2-pixel cells). It also sets how many events one core call takes
+   (``chunk_events``): a quarter of the budget's worth, so outputs flush at
+   least four times per budget, and queued packets are coalesced up to it.
+
+Every event taken out is counted as *shed*, per reason (``roi``,
+``rate_budget``, ``thin``, ``refractory``, ``downsample``), never silently.
+Precision and sparsity are fields here too; the pipeline hands them to the
+network (``spikegate.models.precision`` / ``pruning``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spikegate.drivers import ops
+from spikegate.drivers.packet import Geometry
+
+PRECISIONS = ("float32", "float16", "int16", "int8")
+
+
+class ShedPolicy(StrEnum):
+    """How events are shed when the input exceeds what the core does within the budget."""
+
+    THIN = "thin"
+    REFRACTORY = "refractory"
+    DOWNSAMPLE = "downsample"
+
+
+NonNegInt = Annotated[int, Field(ge=0, le=65535)]
+PosInt = Annotated[int, Field(gt=0, le=65536)]
+RectConfig = tuple[NonNegInt, NonNegInt, PosInt, PosInt]
+
+
+class FollowCentroid(BaseModel):
+    """A rectangle of ``size`` [w, h] pixels centred on the running activity centroid."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    follow: Literal["centroid"]
+    size: tuple[PosInt, PosInt]
+
+
+PrecisionConfig = Literal["float32", "float16", "int16", "int8"] | dict[
+    str, Literal["float32", "float16", "int16", "int8"]]
+
+
+class AllocationConfig(BaseModel):
+    """A pipeline's resource-allocation knobs (absent or null: not applied)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roi: list[RectConfig] | FollowCentroid | None = None
+    outside_roi: Literal["drop", "downsample"] = "drop"
+    outside_period_ms: float = Field(5.0, gt=0, le=10_000)
+    rate_budget_ev_s: Annotated[float, Field(gt=0, le=1e9)] | list[
+        Annotated[float, Field(gt=0, le=1e9)]] | None = None
+    rate_window_ms: float = Field(10.0, gt=0, le=10_000)
+    latency_budget_ms: float | None = Field(None, gt=0, le=60_000)
+    shed_policy: ShedPolicy = ShedPolicy.THIN
+    precision: PrecisionConfig | None = None
+    sparsity: float | None = Field(None, ge=0.0, lt=1.0)
+
+    @field_validator("roi", mode="before")
+    @classmethod
+    def _one_rect_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and len(value) == 4 and all(
+                isinstance(v, int | float) for v in value):
+            return [value]
+        return value
+
+
+ALLOCATION_FIELDS: tuple[str, ...] = tuple(AllocationConfig.model_fields)
+
+
+def check_core_allocation(core: Any, cfg: AllocationConfig, where: str) -> None:
+    """Raise ``ValueError`` when the network cannot take ``cfg``'s precision or sparsity."""
+    if cfg.precision is not None:
+        raise ValueError(f"{where}: precision: this model's weights cannot be quantised yet")
+    if cfg.sparsity is not None:
+        raise ValueError(f"{where}: sparsity: this model's synapses cannot be pruned yet")
+
+
+def apply_core_allocation(core: Any, previous: AllocationConfig, cfg: AllocationConfig) -> None:
+    """In the core thread: set the network's precision and sparsity to ``cfg``'s."""
+
+
+def core_allocation_status(core: Any) -> dict[str, Any]:
+    """The network's side of the allocation for ``status()``: precision, synops, energy."""
+    return {}
+
+
+def check_allocation(cfg: AllocationConfig, geometry: Geometry, where: str) -> None:
+    """Raise ``ValueError`` (a sentence naming ``where`` and the field) when ``cfg`` does
+    not fit the sensor: a ROI outside it, one budget per rectangle expected, ..."""
+    w, h = geometry.width, geometry.height
+    if isinstance(cfg.roi, list):
+        if not cfg.roi:
+            raise ValueError(f"{where}: roi: the list of rectangles is empty (null clears it)")
+        for i, (x, y, rw, rh) in enumerate(cfg.roi):
+            if x + rw > w or y + rh > h:
+                raise ValueError(
+                    f"{where}: roi[{i}] = [{x}, {y}, {rw}, {rh}] reaches past the {w}x{h} "
+                    f"sensor (x + width ≤ {w}, y + height ≤ {h})")
+    elif isinstance(cfg.roi, FollowCentroid):
+        sw, sh = cfg.roi.size
+        if sw > w or sh > h:
+            raise ValueError(f"{where}: roi.size {sw}x{sh} is larger than the {w}x{h} sensor")
+    if isinstance(cfg.rate_budget_ev_s, list):
+        n = len(cfg.roi) if isinstance(cfg.roi, list) else 1
+        if len(cfg.rate_budget_ev_s) != n:
+            raise ValueError(f"{where}: rate_budget_ev_s has {len(cfg.rate_budget_ev_s)} "
+                             f"values for {n} region(s); give one per roi rectangle or one "
+                             "number")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What ``admit`` does, built once per configuration (states included)."""
+
+    cfg: AllocationConfig
+    rects: np.ndarray | None
+    follow: tuple[int, int] | None
+    outside: ops.RefractoryState | None
+    budget: ops.RateBudgetState | None
+
+
+@dataclass(slots=True)
+class ShedCounts:
+    by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, reason: str, n: int) -> None:
+        if n:
+            self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_reason.values())
+
+
+class Allocator:
+    """Applies an ``AllocationConfig`` to packets (``admit``) and learns the core's cost.
+
+    ``admit`` and ``observe`` run in the core thread; ``configure`` builds a new
+    plan and swaps it in with one assignment, so a packet sees one plan whole.
+    """
+
+    UTILISATION = 0.8  # target share of the core's time when shedding
+    RATE_TAU_S = 0.25  # time constant of the input-rate estimate
+    COST_DECAY = 0.9  # per packet, of the core-time-per-event sums
+
+    def __init__(self, geometry: Geometry, cfg: AllocationConfig | None = None,
+                 seed: int = 0) -> None:
+        self.geometry = geometry
+        self.rng = np.random.default_rng(seed)
+        self.shed = ShedCounts()
+        self.events_in = 0
+        self.events_admitted = 0
+        # online estimates
+        self._cost_s = 0.0
+        self._cost_n = 0.0
+        self._rate_events = 0.0
+        self._rate_time_s = 0.0
+        self._rate_last_ns: int | None = None
+        self.centroid: tuple[float, float] | None = None
+        # the latency controller
+        self.keep_fraction = 1.0
+        self._backlog_gain = 1.0
+        self.period_us = 0
+        self._shed_state: ops.RefractoryState | None = None
+        self._shed_cell = 0
+        self.last_wait_ms = 0.0
+        self.cfg = cfg or AllocationConfig()
+        self._plan = self._build(self.cfg)
+
+    # ------------------------------------------------------------------ configuration
+
+    def check(self, cfg: AllocationConfig) -> None:
+        check_allocation(cfg, self.geometry, "allocation")
+
+    def configure(self, cfg: AllocationConfig) -> None:
+        """Check ``cfg`` and make it the plan for the next packet (counters carry on)."""
+        self.check(cfg)
+        plan = self._build(cfg)
+        if cfg.latency_budget_ms is None:
+            self.keep_fraction, self._backlog_gain, self.period_us = 1.0, 1.0, 0
+        self.cfg = cfg
+        self._plan = plan
+
+    def _build(self, cfg: AllocationConfig) -> _Plan:
+        w, h = self.geometry.width, self.geometry.height
+        rects = follow = None
+        if isinstance(cfg.roi, list) and cfg.roi:
+            rects = ops.as_rects(cfg.roi)
+        elif isinstance(cfg.roi, FollowCentroid):
+            follow = (int(cfg.roi.size[0]), int(cfg.roi.size[1]))
+        outside = None
+        if cfg.roi is not None and cfg.outside_roi == "downsample":
+            outside = ops.RefractoryState(w, h, cell_px=4)
+        budget = None
+        if cfg.rate_budget_ev_s is not None:
+            regions = rects if rects is not None else np.array([[0, 0, w, h]], np.int64)
+            if follow is not None:
+                regions = np.array([[0, 0, w, h]], np.int64)
+            budget = ops.rate_budget_state(regions, cfg.rate_budget_ev_s,
+                                           max(1, int(cfg.rate_window_ms * 1000)))
+        return _Plan(cfg, rects, follow, outside, budget)
+
+    # ------------------------------------------------------------------ the hot path
+
+    def admit(self, events: np.ndarray, ingress_ns: int, now_ns: int | None = None) -> np.ndarray:
+        """The events the core should run; the rest are counted in ``shed`` by reason."""
+        plan = self._plan
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        n_in = int(events.shape[0])
+        self.events_in += n_in
+        self._observe_rate(n_in, ingress_ns)
+        cfg = plan.cfg
+        if plan.rects is not None or plan.follow is not None:
+            events = self._attend(events, plan)
+        if plan.budget is not None:
+            before = events.shape[0]
+            events = ops.rate_budget(events, plan.budget)
+            self.shed.add("rate_budget", before - int(events.shape[0]))
+        if cfg.latency_budget_ms is not None:
+            events = self._shed_for_latency(events, cfg, (now_ns - ingress_ns) * 1e-6)
+        self.events_admitted += int(events.shape[0])
+        return events
+
+    def _attend(self, events: np.ndarray, plan: _Plan) -> np.ndarray:
+        if plan.follow is not None:
+            c = ops.activity_centroid(events)
+            if c is not None:
+                if self.centroid is None:
+                    self.centroid = c
+                else:
+                    a = 0.3
+                    self.centroid = (self.centroid[0] + a * (c[0] - self.centroid[0]),
+                                     self.centroid[1] + a * (c[1] - self.centroid[1]))
+            rects = ops.as_rects(self.follow_rect(plan.follow))
+        else:
+            rects = plan.rects
+        inside = ops.region_index(events, rects) >= 0
+        kept = events[inside]
+        n_out = int(events.shape[0]) - int(kept.shape[0])
+        if plan.outside is not None and n_out:
+            period = max(0, int(plan.cfg.outside_period_ms * 1000))
+            outside = ops.refractory(events[~inside], period, plan.outside)
+            self.shed.add("roi", n_out - int(outside.shape[0]))
+            merged = np.concatenate([kept, outside])
+            return merged[np.argsort(merged["t"], kind="stable")]
+        self.shed.add("roi", n_out)
+        return kept
+
+    def follow_rect(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The following ROI: ``size`` centred on the centroid, kept inside the sensor."""
+        w, h = self.geometry.width, self.geometry.height
+        cx, cy = self.centroid if self.centroid is not None else ((w - 1) / 2, (h - 1) / 2)
+        x0 = int(min(max(round(cx - size[0] / 2), 0), w - size[0]))
+        y0 = int(min(max(round(cy - size[1] / 2), 0), h - size[1]))
+        return (x0, y0, int(size[0]), int(size[1]))
+
+    def _shed_for_latency(self, events: np.ndarray, cfg: AllocationConfig,
+                          wait_s: float) -> np.ndarray:
+        budget_s = float(cfg.latency_budget_ms) * 1e-3  # type: ignore[arg-type]
+        self.last_wait_ms = wait_s * 1e3
+        if wait_s > 0.5 * budget_s:
+            self._backlog_gain = max(0.02, self._backlog_gain * 0.7)
+        elif wait_s < 0.25 * budget_s:
+            self._backlog_gain = min(1.0, self._backlog_gain * 1.05)
+        load = self.input_rate_ev_s() * self.cost_per_event_s()
+        f_rate = 1.0 if load <= self.UTILISATION else self.UTILISATION / load
+        self.keep_fraction = min(1.0, max(0.005, f_rate * self._backlog_gain))
+        n = int(events.shape[0])
+        if n == 0:
+            return events
+        policy = cfg.shed_policy
+        if policy is ShedPolicy.THIN:
+            if self.keep_fraction >= 1.0:
+                return events
+            kept = ops.thin(events, self.keep_fraction, self.rng)
+        else:
+            cell = 1 if policy is ShedPolicy.REFRACTORY else 2
+            if self._shed_state is None or self._shed_cell != cell:
+                self._shed_state = ops.RefractoryState(self.geometry.width,
+                                                       self.geometry.height, cell)
+                self._shed_cell = cell
+            if self.keep_fraction >= 1.0 and self.period_us == 0:
+                return events
+            kept = ops.refractory(events, self.period_us, self._shed_state)
+            ratio = kept.shape[0] / n
+            # adapt the period toward the wanted kept fraction (multiplicative steps)
+            if ratio > self.keep_fraction * 1.1:
+                self.period_us = min(1_000_000, int(self.period_us * 1.5) + 50)
+            elif ratio < self.keep_fraction * 0.9 or self.keep_fraction >= 1.0:
+                self.period_us = int(self.period_us / 1.5)
+        self.shed.add(str(policy), n - int(kept.shape[0]))
+        return kept
+
+    def observe(self, n_events: int, core_s: float) -> None:
+        """Learn the core's time per event from one core call."""
+        if n_events <= 0:
+            return
+        self._cost_s = self._cost_s * self.COST_DECAY + core_s
+        self._cost_n = self._cost_n * self.COST_DECAY + n_events
+
+    def _observe_rate(self, n: int, ingress_ns: int) -> None:
+        if self._rate_last_ns is None:  # the first packet only starts the clock
+            self._rate_last_ns = ingress_ns
+            return
+        dt_s = max(0, ingress_ns - self._rate_last_ns) * 1e-9
+        self._rate_last_ns = max(self._rate_last_ns, ingress_ns)
+        decay = math.exp(-dt_s / self.RATE_TAU_S)
+        self._rate_events = self._rate_events * decay + n
+        self._rate_time_s = self._rate_time_s * decay + dt_s
+
+    def input_rate_ev_s(self) -> float:
+        """Events per second arriving: decayed events over decayed time (``RATE_TAU_S``)."""
+        return self._rate_events / self._rate_time_s if self._rate_time_s > 0 else 0.0
+
+    def cost_per_event_s(self) -> float:
+        return self._cost_s / self._cost_n if self._cost_n > 0 else 0.0
+
+    def chunk_events(self) -> int | None:
+        """How many events one core call takes under the latency budget (None: no limit)."""
+        budget_ms = self.cfg.latency_budget_ms
+        cost = self.cost_per_event_s()
+        if budget_ms is None or cost <= 0:
+            return None
+        return max(256, int(0.25 * budget_ms * 1e-3 / cost))
+
+    # ------------------------------------------------------------------ reporting
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.cfg
+        out: dict[str, Any] = {
+            "events_in": self.events_in,
+            "events_admitted": self.events_admitted,
+            "input_rate_ev_s": round(self.input_rate_ev_s(), 1),
+            "core_us_per_event": round(self.cost_per_event_s() * 1e6, 4),
+        }
+        if isinstance(cfg.roi, FollowCentroid):
+            out["roi_now"] = list(self.follow_rect((int(cfg.roi.size[0]),
+                                                    int(cfg.roi.size[1]))))
+        if cfg.latency_budget_ms is not None:
+            out.update(keep_fraction=round(self.keep_fraction, 4),
+                       shed_policy=str(cfg.shed_policy),
+                       refractory_period_us=self.period_us,
+                       chunk_events=self.chunk_events(),
+                       last_queue_wait_ms=round(self.last_wait_ms, 3))
+        return out
+
+
+def warm_up() -> None:
+    """Compile the event operations' kernels."""
+    ops.warm_up()
