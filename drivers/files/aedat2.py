@@ -26,6 +26,7 @@ import re
 from typing import BinaryIO
 
 import numpy as np
+from numba import njit
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry
@@ -33,7 +34,6 @@ from .base import FileHeader
 
 MAGIC = b"#!AER-DAT"
 MAX_HEADER_BYTES = 16 << 20
-_WRAP = 1 << 32
 
 # chip-name pattern (lower case, searched in the AEChip / HardwareInterface line)
 # → (layout, width, height); more specific names first
@@ -67,25 +67,49 @@ def identify_chip(lines: list[str]) -> tuple[str, Geometry] | None:
     return None
 
 
-def decode_davis(a: np.ndarray, width: int, height: int) -> tuple[np.ndarray, ...]:
-    """DAVIS addresses → (keep mask, x, y, p); x mirrored as jAER does."""
-    keep = (a & np.uint32(0x80000400)) == 0
-    a = a[keep]
-    raw_x = ((a >> 12) & 0x3FF).astype(np.int64)
-    y = ((a >> 22) & 0x1FF).astype(np.int64)
-    p = ((a >> 11) & 1).astype(np.uint8)
-    return keep, width - 1 - raw_x, y, p
+@njit(cache=True, nogil=True)
+def _decode_records(buf, addr_bytes, davis, width, height, last_t, wraps, out):
+    """Big-endian (address, u32 t) records → DVS events in ``out`` (records).
 
-
-def decode_dvs128(a: np.ndarray) -> tuple[np.ndarray, ...]:
-    """DVS128 addresses → (keep mask, x, y, p); x mirrored, ON when bit 0 is 0."""
-    a = a.astype(np.uint32)
-    keep = (a & np.uint32(0x80008000)) == 0
-    a = a[keep]
-    x = 127 - ((a >> 1) & 0x7F).astype(np.int64)
-    y = ((a >> 8) & 0x7F).astype(np.int64)
-    p = (1 - (a & 1)).astype(np.uint8)
-    return keep, x, y, p
+    Returns (n_out, bad record index or -1, last raw t, wraps). APS/IMU (bit
+    31), external-input (bit 10, DAVIS) and special (bit 15, DVS128) records
+    are skipped; a 32-bit time wrap is a step back of more than 2**31 µs.
+    """
+    size = addr_bytes + 4
+    n = buf.shape[0] // size
+    k = 0
+    for i in range(n):
+        j = i * size
+        a = np.int64(0)
+        for b in range(addr_bytes):
+            a = (a << 8) | np.int64(buf[j + b])
+        j += addr_bytes
+        t = (np.int64(buf[j]) << 24) | (np.int64(buf[j + 1]) << 16) | (
+            np.int64(buf[j + 2]) << 8) | np.int64(buf[j + 3])
+        if davis:
+            if a & 0x80000400:
+                continue
+            x = width - 1 - ((a >> 12) & 0x3FF)
+            y = (a >> 22) & 0x1FF
+            p = (a >> 11) & 1
+        else:
+            if a & 0x80008000:
+                continue
+            x = 127 - ((a >> 1) & 0x7F)
+            y = (a >> 8) & 0x7F
+            p = 1 - (a & 1)
+        if x < 0 or y >= height:
+            return k, i, last_t, wraps
+        if last_t >= 0 and last_t - t > 0x80000000:
+            wraps += 1
+        last_t = t
+        o = out[k]
+        o.t = t + (wraps << 32)
+        o.x = x
+        o.y = y
+        o.p = p
+        k += 1
+    return k, -1, last_t, wraps
 
 
 _TEXT_BYTES = frozenset({9, 13} | set(range(32, 127)) | set(range(128, 256)))
@@ -133,36 +157,19 @@ class Aedat2Decoder:
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         size = self._dtype.itemsize
         n = len(buf) // size
-        raw = np.frombuffer(buf, dtype=self._dtype, count=n)
-        if self._layout == "davis":
-            keep, x, y, p = decode_davis(raw["a"], self._geometry.width, self._geometry.height)
-        else:
-            keep, x, y, p = decode_dvs128(raw["a"])
-        t = raw["t"][keep].astype(np.int64)
-        out = np.empty(t.shape[0], dtype=EVENT_DTYPE)
-        if t.shape[0]:
-            bad = (x < 0) | (y >= self._geometry.height)
-            if bad.any():
-                i = int(np.flatnonzero(keep)[int(np.argmax(bad))])
-                raise FormatError(
-                    f"{self._where}: byte {offset + i * size}: event address "
-                    f"0x{int(raw['a'][i]):08x} lies outside the {self._geometry.width}×"
-                    f"{self._geometry.height} sensor"
-                )
-            prev = np.empty_like(t)
-            prev[0] = self._last_t
-            prev[1:] = t[:-1]
-            wrapped = (prev - t) > (1 << 31)
-            if self._last_t < 0:
-                wrapped[0] = False
-            epochs = np.cumsum(wrapped) + self._wraps
-            out["t"] = t + epochs * _WRAP
-            out["x"] = x
-            out["y"] = y
-            out["p"] = p
-            self._last_t = int(t[-1])
-            self._wraps = int(epochs[-1])
-        return out, n * size
+        data = np.frombuffer(buf, dtype=np.uint8, count=n * size)
+        out = np.empty(n, dtype=EVENT_DTYPE)
+        k, bad, self._last_t, self._wraps = _decode_records(
+            data, size - 4, self._layout == "davis", self._geometry.width,
+            self._geometry.height, self._last_t, self._wraps, out,
+        )
+        if bad >= 0:
+            address = int.from_bytes(data[bad * size:bad * size + size - 4].tobytes(), "big")
+            raise FormatError(
+                f"{self._where}: byte {offset + bad * size}: event address 0x{address:08x} "
+                f"lies outside the {self._geometry.width}×{self._geometry.height} sensor"
+            )
+        return out[:k], n * size
 
 
 class Aedat2Format:
@@ -229,4 +236,7 @@ FORMAT = Aedat2Format()
 
 
 def warm_up() -> None:
-    """Nothing to compile: decoding is numpy only."""
+    """Compile the record kernel (both layouts) on a tiny input."""
+    out = np.empty(1, dtype=EVENT_DTYPE)
+    for davis in (True, False):
+        _decode_records(np.zeros(8, np.uint8), 4, davis, 346, 260, -1, 0, out)

@@ -22,6 +22,7 @@ import struct
 from typing import BinaryIO
 
 import numpy as np
+from numba import njit
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry
@@ -67,18 +68,28 @@ def find_geometry(lines: list[str]) -> Geometry | None:
     return None
 
 
-def decode_polarity(payload: np.ndarray, overflow: int) -> np.ndarray:
-    """(n, 2) uint32 rows of polarity events → the valid ones as events."""
-    data = payload[:, 0]
-    valid = (data & 1) == 1
-    data = data[valid]
-    ts = payload[valid, 1].astype(np.int64) & 0x7FFFFFFF
-    out = np.empty(data.shape[0], dtype=EVENT_DTYPE)
-    out["t"] = ts | (np.int64(overflow) << 31)
-    out["x"] = data >> 17
-    out["y"] = (data >> 2) & 0x7FFF
-    out["p"] = (data >> 1) & 1
-    return out
+@njit(cache=True, nogil=True)
+def _decode_polarity(buf, starts, counts, overflows, out):
+    """Polarity packets (event bytes at ``starts``) → the valid events; returns n_out."""
+    k = 0
+    for p in range(starts.shape[0]):
+        base = starts[p]
+        high = overflows[p] << 31
+        for i in range(counts[p]):
+            j = base + 8 * i
+            data = np.int64(buf[j]) | (np.int64(buf[j + 1]) << 8) | (
+                np.int64(buf[j + 2]) << 16) | (np.int64(buf[j + 3]) << 24)
+            if (data & 1) == 0:
+                continue
+            ts = np.int64(buf[j + 4]) | (np.int64(buf[j + 5]) << 8) | (
+                np.int64(buf[j + 6]) << 16) | (np.int64(buf[j + 7] & 0x7F) << 24)
+            o = out[k]
+            o.t = ts | high
+            o.x = data >> 17
+            o.y = (data >> 2) & 0x7FFF
+            o.p = (data >> 1) & 1
+            k += 1
+    return k
 
 
 class Aedat3Decoder:
@@ -90,7 +101,9 @@ class Aedat3Decoder:
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         n = len(buf)
         pos = 0
-        parts: list[np.ndarray] = []
+        starts: list[int] = []
+        counts: list[int] = []
+        overflows: list[int] = []
         while pos + PACKET_HEADER.size <= n:
             at = offset + pos
             etype, _source, size, ts_offset, overflow, capacity, number, valid = (
@@ -111,13 +124,18 @@ class Aedat3Decoder:
                 if size != POLARITY_BYTES or ts_offset != 4:
                     raise FormatError(f"{self._where}: byte {at}: polarity packet with event "
                                       f"size {size}, timestamp offset {ts_offset}")
-                rows = np.frombuffer(buf, dtype="<u4", count=2 * number,
-                                     offset=pos + PACKET_HEADER.size).reshape(number, 2)
-                parts.append(decode_polarity(rows, overflow))
+                starts.append(pos + PACKET_HEADER.size)
+                counts.append(number)
+                overflows.append(overflow)
             pos = end
-        if not parts:
-            return np.zeros(0, dtype=EVENT_DTYPE), pos
-        return (parts[0] if len(parts) == 1 else np.concatenate(parts)), pos
+        out = np.empty(sum(counts), dtype=EVENT_DTYPE)
+        if counts:
+            k = _decode_polarity(
+                np.frombuffer(buf, dtype=np.uint8, count=pos), np.array(starts, np.int64),
+                np.array(counts, np.int64), np.array(overflows, np.int64), out,
+            )
+            out = out[:k]
+        return out, pos
 
 
 class Aedat3Format:
@@ -167,4 +185,6 @@ FORMAT = Aedat3Format()
 
 
 def warm_up() -> None:
-    """Nothing to compile: decoding is numpy only."""
+    """Compile the polarity kernel on a tiny input."""
+    one = np.ones(1, np.int64)
+    _decode_polarity(np.zeros(8, np.uint8), 0 * one, one, 0 * one, np.empty(1, EVENT_DTYPE))

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 import numpy as np
+from numba import njit
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
@@ -37,26 +38,24 @@ RECORD_DTYPE = np.dtype([("a", ">u2"), ("t", ">u4")])
 _WRAP = 1 << 32
 
 
-def decode_records(raw: np.ndarray, last_ticks: int, wraps: int) -> tuple[np.ndarray, int, int]:
-    """NAS records → events; returns (events, last raw tick, wraps so far)."""
-    n = raw.shape[0]
-    out = np.empty(n, dtype=EVENT_DTYPE)
-    if n == 0:
-        return out, last_ticks, wraps
-    ticks = raw["t"].astype(np.int64)
-    prev = np.empty(n, dtype=np.int64)
-    prev[0] = last_ticks
-    prev[1:] = ticks[:-1]
-    wrapped = (prev - ticks) > (1 << 31)
-    if last_ticks < 0:
-        wrapped[0] = False
-    epochs = np.cumsum(wrapped) + wraps
-    addr = raw["a"]
-    out["t"] = (ticks + epochs * _WRAP) // TICKS_PER_US
-    out["x"] = addr >> 1
-    out["y"] = 0
-    out["p"] = 1 - (addr & 1)
-    return out, int(ticks[-1]), int(epochs[-1])
+@njit(cache=True, nogil=True)
+def _decode_records(buf, last_ticks, wraps, out):
+    """(BE u16 address, BE u32 ticks) records → events; returns (n, last ticks, wraps)."""
+    n = buf.shape[0] // RECORD_BYTES
+    for i in range(n):
+        j = i * RECORD_BYTES
+        a = (np.int64(buf[j]) << 8) | np.int64(buf[j + 1])
+        ticks = (np.int64(buf[j + 2]) << 24) | (np.int64(buf[j + 3]) << 16) | (
+            np.int64(buf[j + 4]) << 8) | np.int64(buf[j + 5])
+        if last_ticks >= 0 and last_ticks - ticks > 0x80000000:
+            wraps += 1
+        last_ticks = ticks
+        o = out[i]
+        o.t = (ticks + (wraps << 32)) // TICKS_PER_US
+        o.x = a >> 1
+        o.y = 0
+        o.p = 1 - (a & 1)
+    return n, last_ticks, wraps
 
 
 class NasDecoder:
@@ -69,9 +68,10 @@ class NasDecoder:
 
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         n = len(buf) // RECORD_BYTES
-        raw = np.frombuffer(buf, dtype=RECORD_DTYPE, count=n)
-        events, self._last_ticks, self._wraps = decode_records(raw, self._last_ticks, self._wraps)
-        return events, n * RECORD_BYTES
+        data = np.frombuffer(buf, dtype=np.uint8, count=n * RECORD_BYTES)
+        out = np.empty(n, dtype=EVENT_DTYPE)
+        _, self._last_ticks, self._wraps = _decode_records(data, self._last_ticks, self._wraps, out)
+        return out, n * RECORD_BYTES
 
 
 class NasWriter:
@@ -144,4 +144,5 @@ FORMAT = NasFormat()
 
 
 def warm_up() -> None:
-    """Nothing to compile: decoding is numpy only."""
+    """Compile the record kernel on a tiny input."""
+    _decode_records(np.zeros(6, np.uint8), -1, 0, np.empty(1, dtype=EVENT_DTYPE))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spikegate.drivers.errors import FormatError
 from spikegate.drivers.files import aedat4, detect, read_events
 from spikegate.drivers.files.base import concat_events, iter_event_chunks
