@@ -249,3 +249,25 @@ def test_undeclared_stream_and_huge_packet_are_format_errors() -> None:
         read_bytes(head + aedat4.encode_evts_packet(random_events(3), 7, 0))
     with pytest.raises(FormatError, match="packet size"):
         read_bytes(head + struct.pack("<ii", 1, 2**31 - 1))
+
+
+@pytest.mark.parametrize("compression", [aedat4.Compression.LZ4, aedat4.Compression.ZSTD])
+def test_written_file_read_by_dv_processing(tmp_path: Path,
+                                            compression: aedat4.Compression) -> None:
+    dv = pytest.importorskip("dv_processing")
+    events = random_events(700, seed=4)
+    path = tmp_path / "out.aedat4"
+    path.write_bytes(write_bytes(events, compression, per_packet=256))
+    reader = dv.io.MonoCameraRecording(str(path))
+    assert tuple(reader.getEventResolution()) == (640, 480)
+    batches = []
+    while reader.isRunning():
+        batch = reader.getNextEventBatch()
+        if batch is None:
+            break
+        batches.append(batch.numpy())
+    peer = np.concatenate(batches)
+    np.testing.assert_array_equal(peer["timestamp"], events["t"])
+    np.testing.assert_array_equal(peer["x"], events["x"])
+    np.testing.assert_array_equal(peer["y"], events["y"])
+    np.testing.assert_array_equal(peer["polarity"], events["p"])
