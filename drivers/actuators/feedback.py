@@ -188,6 +188,10 @@ class FeedbackSource:
         self._items = 0
         self._reported = np.zeros(_N_COUNTERS, dtype=np.int64)
 
+    @property
+    def geometry(self) -> Geometry:
+        return self.encoder.geometry
+
     async def _read(self) -> None:
         try:
             async for item in self.samples:

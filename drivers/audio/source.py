@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import FormatError
-from ..packet import EventPacket
+from ..packet import EventPacket, Geometry
 from ..sources import SourceStats, SourceUnavailableError
 from .cochlea import Cochlea, CochleaConfig
 
@@ -107,6 +107,10 @@ class WavSource:
         self.stats = SourceStats()
         self.cochlea: Cochlea | None = None
 
+    @property
+    def geometry(self) -> Geometry:
+        return self.config.geometry
+
     async def packets(self) -> AsyncIterator[EventPacket]:
         rate, blocks = read_wav_blocks(self.path, self.block_samples)
         cochlea = Cochlea(replace(self.config, sample_rate_hz=rate))
@@ -169,6 +173,10 @@ class MicrophoneSource:
         self._stream: Any = None
         self._queue: asyncio.Queue[np.ndarray] | None = None
         self._closed = False
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.config.geometry
 
     def open_stream(self, callback: Any) -> Any:
         """Open the input stream, or raise ``SourceUnavailableError`` saying why not."""

@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 _PACKET_HEADER = struct.Struct("<ii")
 
+UNKNOWN_GEOMETRY = Geometry(32768, 32768)
+"""What packets say when neither the caller nor the server gave a sensor size."""
+
 
 class DvTcpSource:
     """Events from a dv-processing ``NetworkWriter`` server at ``host:port``.
@@ -61,7 +64,7 @@ class DvTcpSource:
         self.host = host
         self.port = port
         self.name = name
-        self.geometry = geometry
+        self._geometry = geometry
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_connections = max_connections
@@ -73,6 +76,16 @@ class DvTcpSource:
         self._offset = 0
         self._closed = False
         self._writer: asyncio.StreamWriter | None = None
+
+    @property
+    def geometry(self) -> Geometry:
+        """The given geometry, else the server's IOHeader's (once connected), else
+        ``UNKNOWN_GEOMETRY``: pass ``geometry`` when it must be known before connecting."""
+        if self._geometry is not None:
+            return self._geometry
+        if self.header is not None and self.header.geometry is not None:
+            return self.header.geometry
+        return UNKNOWN_GEOMETRY
 
     def close(self) -> None:
         """Stop: the connection closes and ``packets()`` ends."""
@@ -148,7 +161,7 @@ class DvTcpSource:
         if events_id is None:
             raise FormatError(f"{where}: byte 4: the IOHeader declares no EVTS stream")
         self.header = header
-        geometry = self.geometry or header.geometry or Geometry(32768, 32768)
+        geometry = self.geometry
         while not self._closed:
             head = await reader.readexactly(_PACKET_HEADER.size)
             stream_id, size = _PACKET_HEADER.unpack(head)

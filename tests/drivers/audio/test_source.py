@@ -159,3 +159,9 @@ async def test_microphone_with_a_fake_device_yields_spikes(
     expected = Cochlea(config).process(signal.astype(np.float64))
     events = np.concatenate(got)
     np.testing.assert_array_equal(events, expected[: len(events)])
+
+
+def test_sources_declare_geometry_before_starting(tmp_path: Path) -> None:
+    config = CochleaConfig(n_channels=40)
+    assert WavSource(tmp_path / "later.wav", config).geometry == (40, 1, 1)
+    assert MicrophoneSource(config).geometry == (40, 1, 1)
