@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spikegate import __version__
 
-COMMANDS: tuple[str, ...] = ("serve", "warmup", "probe",)
+COMMANDS: tuple[str, ...] = ("serve", "warmup", "probe", "inspect", "convert")
 
 
 class UsageError(Exception):

@@ -12,6 +12,10 @@ import time
 
 WARM_UPS: tuple[str, ...] = (
     "spikegate.models.demo",
+    "spikegate.drivers.files.evt3",
+    "spikegate.drivers.files.evt2",
+    "spikegate.drivers.files.dat",
+    "spikegate.drivers.files.numpy_files",
 )
 
 
