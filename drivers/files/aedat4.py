@@ -256,7 +256,7 @@ def decompress(payload: bytes | memoryview, compression: Compression, where: str
             dec = lz4.frame.LZ4FrameDecompressor()
             # LZ4 expands at most 255-fold; a tight cap is also much faster than a huge one
             cap = min(len(payload) * 255 + 1024, MAX_PACKET_BYTES + 1)
-            out = dec.decompress(bytes(payload), max_length=cap)
+            out = dec.decompress(payload, max_length=cap)
             complete = dec.eof
         elif compression in (Compression.ZSTD, Compression.ZSTD_HIGH):
             zobj = zstandard.ZstdDecompressor().decompressobj()
