@@ -9,9 +9,9 @@ as in PyTorch). Pooling nodes carry no input shape of their own in NIR: their
 fills it in).
 
 Flatten is the identity on flat C-order arrays: only its shape changes. Its
-``start_dim`` / ``end_dim`` index the shape without batch; when the declared
-``output_type`` disagrees but has the same size (exporters differ on whether
-``start_dim`` counts the batch — Sinabs writes 0), the declared shape wins.
+``start_dim`` / ``end_dim`` index the shape without batch (Sinabs writes 0);
+a ``start_dim`` one past the last axis is read as counting a batch axis
+(PyTorch's ``Flatten(1)`` written as is).
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def _read_conv(ndim: int):
             spatial = declared[1:]
         if spatial is None:
             raise GraphError(f"node {name!r}: Conv{ndim}d has no input_shape")
-        if declared is not None and declared[0] != c_in:
+        # nir's own Conv __post_init__ writes weight.shape[1] (c_in / groups) as the channels
+        if declared is not None and declared[0] not in (c_in, cg_in):
             raise GraphError(
                 f"node {name!r}: input has {declared[0]} channels, weight expects "
                 f"{c_in} (= {cg_in} × groups {groups})"
@@ -240,13 +241,11 @@ def _read_flatten(name: str, node: Any) -> tuple[Any, tuple[int, ...], tuple[int
     merged = int(np.prod(declared_in[s:e + 1]))
     out = (*declared_in[:s], merged, *declared_in[e + 1:])
     declared_out = _declared_shape(node, "output_type")
-    if declared_out is not None and declared_out != out:
-        if int(np.prod(declared_out)) != int(np.prod(declared_in)):
-            raise GraphError(
-                f"node {name!r}: Flatten output_type {declared_out} has a different size "
-                f"than its input {declared_in}"
-            )
-        out = declared_out
+    if declared_out is not None and int(np.prod(declared_out)) != int(np.prod(declared_in)):
+        raise GraphError(
+            f"node {name!r}: Flatten output_type {declared_out} has a different size "
+            f"than its input {declared_in}"
+        )
     return FlattenParams(start, end), tuple(declared_in), tuple(out)
 
 
