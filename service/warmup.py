@@ -16,6 +16,12 @@ WARM_UPS: tuple[str, ...] = (
     "spikegate.drivers.files.evt2",
     "spikegate.drivers.files.dat",
     "spikegate.drivers.files.numpy_files",
+    "spikegate.drivers.files.aedat4",
+    "spikegate.drivers.files.aedat2",
+    "spikegate.drivers.files.aedat3",
+    "spikegate.drivers.files.eventstream",
+    "spikegate.drivers.files.nas",
+    "spikegate.drivers.files.nmnist",
 )
 
 
