@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_SAMPLES = 1024
 
+# what the standard library's wave module raises on a malformed file
+_WAVE_ERRORS = (wave.Error, EOFError, RuntimeError, ValueError, OverflowError, struct.error)
+
 
 def read_wav_blocks(
     path: str | Path, block_samples: int = DEFAULT_BLOCK_SAMPLES
@@ -37,11 +41,14 @@ def read_wav_blocks(
     if block_samples < 1:
         raise ValueError(f"block_samples must be at least 1, not {block_samples}")
     where = Path(path).name
+    f = open(path, "rb")  # noqa: SIM115 - closed by blocks() or below
     try:
-        wav = wave.open(str(path), "rb")  # noqa: SIM115 - closed by blocks() or below
-    except (wave.Error, EOFError) as exc:
-        raise FormatError(f"{where}: byte 0: not a PCM WAV file ({exc})") from None
-    try:
+        try:
+            wav = wave.open(f, "rb")  # noqa: SIM115 - reads from f, which blocks() closes
+        except _WAVE_ERRORS as exc:
+            raise FormatError(
+                f"{where}: bytes 0-{f.tell()}: not a PCM WAV header ({exc!r})"
+            ) from None
         width = wav.getsampwidth()
         channels = wav.getnchannels()
         rate = wav.getframerate()
@@ -52,13 +59,19 @@ def read_wav_blocks(
         if channels < 1 or rate < 1:
             raise FormatError(f"{where}: byte 22: {channels} channels at {rate} Hz")
     except BaseException:
-        wav.close()
+        f.close()
         raise
 
     def blocks() -> Iterator[np.ndarray]:
-        with contextlib.closing(wav):
+        with f:
             while True:
-                frames = wav.readframes(block_samples)
+                offset = f.tell()
+                try:
+                    frames = wav.readframes(block_samples)
+                except _WAVE_ERRORS as exc:
+                    raise FormatError(
+                        f"{where}: byte {offset}: unreadable sample data ({exc!r})"
+                    ) from None
                 usable = len(frames) - len(frames) % (2 * channels)
                 if usable == 0:
                     return

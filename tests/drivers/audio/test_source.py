@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import types
 import wave
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spikegate.drivers.audio.cochlea import Cochlea, CochleaConfig
 from spikegate.drivers.audio.source import (
@@ -80,7 +83,7 @@ def test_non_16_bit_and_non_wav_are_format_errors(tmp_path: Path) -> None:
         read_wav_blocks(path)
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"not a wav at all")
-    with pytest.raises(FormatError, match=r"junk\.wav: byte 0"):
+    with pytest.raises(FormatError, match=r"junk\.wav: bytes 0-8: not a PCM WAV header"):
         read_wav_blocks(junk)
 
 
@@ -165,3 +168,32 @@ def test_sources_declare_geometry_before_starting(tmp_path: Path) -> None:
     config = CochleaConfig(n_channels=40)
     assert WavSource(tmp_path / "later.wav", config).geometry == (40, 1, 1)
     assert MicrophoneSource(config).geometry == (40, 1, 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=120), st.integers(0, 200), st.integers(0, 255))
+def test_truncated_corrupted_or_random_wav_only_raises_format_error(
+    noise: bytes, cut: int, flip: int
+) -> None:
+    import io
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(FS)
+        w.writeframes((tone(440.0, 0.005) * 32767).astype("<i2").tobytes())
+    data = bytearray(buf.getvalue()[: 44 + cut])
+    if flip < len(data):
+        data[flip] ^= 0xFF
+    for candidate in (bytes(data), noise, bytes(data) + noise):
+        path = Path(f"/tmp/spikegate-wav-fuzz-{os.getpid()}.wav")
+        path.write_bytes(candidate)
+        try:
+            _, blocks = read_wav_blocks(path, 16)
+            for block in blocks:
+                assert block.ndim == 1 and np.abs(block).max(initial=0) <= 1.0
+        except FormatError:
+            pass
+        finally:
+            path.unlink()
