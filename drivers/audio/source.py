@@ -131,7 +131,14 @@ class WavSource:
         loop = asyncio.get_running_loop()
         start_s = loop.time()
         seq = 0
-        for block in blocks:
+        while True:
+            try:
+                block = next(blocks, None)
+            except FormatError as exc:  # a damaged tail: what came before stands
+                self.stats.count_drop("unreadable", str(exc), logger=logger)
+                return
+            if block is None:
+                return
             events = await asyncio.to_thread(cochlea.process, block)
             if self.realtime:
                 due_s = start_s + cochlea.samples_seen / rate / self.speed

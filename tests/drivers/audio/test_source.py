@@ -197,3 +197,25 @@ def test_truncated_corrupted_or_random_wav_only_raises_format_error(
             pass
         finally:
             path.unlink()
+
+
+async def test_wav_source_with_a_damaged_tail_keeps_what_came_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tail.wav"
+    write_wav(path, tone(1000.0, 0.1), FS)
+    real_readframes = wave.Wave_read.readframes
+    calls = [0]
+
+    def failing_readframes(self: wave.Wave_read, n: int) -> bytes:
+        calls[0] += 1
+        if calls[0] > 2:
+            raise wave.Error("damaged")
+        return real_readframes(self, n)
+
+    monkeypatch.setattr(wave.Wave_read, "readframes", failing_readframes)
+    source = WavSource(path, CochleaConfig(n_channels=8), block_samples=400)
+    packets = [p async for p in source.packets()]
+    assert source.stats.dropped == {"unreadable": 1}
+    assert "tail.wav: byte " in source.stats.last_error
+    assert sum(len(p) for p in packets) == source.stats.events
