@@ -176,6 +176,7 @@ class Aedat2Format:
     """jAER AEDAT 1.0 / 2.0, detected by the ``#!AER-DAT1``/``2`` line."""
 
     name = "aedat2"
+    label = "AEDAT 1.0/2.0 (jAER)"
     extensions: tuple[str, ...] = ()  # a headerless .aedat is NAS / AEDAT 1.0 without header
 
     def sniff(self, head: bytes) -> bool:

@@ -142,6 +142,7 @@ class Aedat3Format:
     """AEDAT 3.1, detected by its ``#!AER-DAT3.1`` line."""
 
     name = "aedat3"
+    label = "AEDAT 3.1 (cAER)"
     extensions: tuple[str, ...] = ()  # detected by header only (.aedat is shared)
 
     def sniff(self, head: bytes) -> bool:

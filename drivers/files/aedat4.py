@@ -528,6 +528,7 @@ class Aedat4Format:
     """AEDAT 4.0, detected by its magic line."""
 
     name = "aedat4"
+    label = "AEDAT 4.0 (iniVation DV)"
     extensions = (".aedat4",)
 
     def sniff(self, head: bytes) -> bool:

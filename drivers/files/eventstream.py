@@ -136,6 +136,7 @@ class EventStreamFormat:
     """Event Stream 2.x, detected by its ``Event Stream`` signature."""
 
     name = "eventstream"
+    label = "Event Stream 2.x (.es)"
     extensions = (".es",)
 
     def sniff(self, head: bytes) -> bool:

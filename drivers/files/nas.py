@@ -99,6 +99,7 @@ class NasFormat:
     """Headerless NAS cochlea AEDAT: by name, or ``.aedat`` with no header."""
 
     name = "nas"
+    label = "NAS cochlea (headerless AEDAT, 0.2 µs ticks)"
     extensions = (".aedat",)
 
     def sniff(self, head: bytes) -> bool:

@@ -96,6 +96,7 @@ class NmnistFormat:
     """N-MNIST 40-bit ``.bin``: by extension only."""
 
     name = "nmnist"
+    label = "N-MNIST 40-bit .bin"
     extensions = (".bin",)
 
     def sniff(self, head: bytes) -> bool:
