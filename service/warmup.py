@@ -22,6 +22,9 @@ WARM_UPS: tuple[str, ...] = (
     "spikegate.drivers.files.eventstream",
     "spikegate.drivers.files.nas",
     "spikegate.drivers.files.nmnist",
+    "spikegate.drivers.net.udp",
+    "spikegate.drivers.audio.cochlea",
+    "spikegate.drivers.actuators.feedback",
 )
 
 
