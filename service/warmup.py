@@ -14,6 +14,7 @@ WARM_UPS: tuple[str, ...] = (
     "spikegate.models.demo",
     "spikegate.drivers.files.evt3",
     "spikegate.drivers.files.evt2",
+    "spikegate.drivers.files.evt21",
     "spikegate.drivers.files.dat",
     "spikegate.drivers.files.numpy_files",
     "spikegate.drivers.files.aedat4",

@@ -26,6 +26,7 @@ _FORMAT_MODULES: tuple[str, ...] = (
     "aedat4",
     "evt3",
     "evt2",
+    "evt21",
     "dat",
     "numpy_files",
     "nmnist",
