@@ -1,0 +1,180 @@
+"""Weight precision per layer: float32, float16, int16 or int8 fixed point, switched live.
+
+Fixed point is symmetric with one scale per layer, calibrated from the float
+weights: ``scale = max|w| / (2^(b-1) − 1)``, codes ``q = round(w / scale)``
+clipped to ``[−(2^(b-1) − 1), 2^(b-1) − 1]``; the kernels then run on
+``q · scale`` (see models/weights.py for what that means for memory). float16
+rounds each weight to the nearest half-precision value.
+
+A layer refuses a precision it cannot take (``KnobError``): float16 when a
+weight is beyond ±65504, a fixed-point format that would round to zero weights
+carrying more than a quarter of the layer's total |w| (its dynamic range is
+too wide), and
+any precision for a name that is not a weight layer.
+
+``spike_agreement`` measures the effect: the same recent input through a
+float32 copy and through a copy at the given precision, compared per output
+neuron and time bin.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .weights import PRECISIONS, KnobError, WeightBank, bank_of
+
+__all__ = [
+    "PRECISIONS",
+    "KnobError",
+    "check_precision",
+    "dequantise",
+    "output_spikes",
+    "quantise",
+    "set_precision",
+    "spike_agreement",
+]
+
+_INT_BITS = {"int8": 8, "int16": 16}
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def quantise(w: np.ndarray, precision: str, layer: str = "weights") -> tuple[np.ndarray, float]:
+    """The stored form of ``w`` at ``precision`` and its scale (1.0 for floats)."""
+    if precision not in PRECISIONS:
+        raise KnobError(f"layer {layer!r}: precision {precision!r} is not one of "
+                        f"{', '.join(PRECISIONS)}")
+    if precision == "float32":
+        return w.astype(np.float32), 1.0
+    if precision == "float16":
+        big = float(np.max(np.abs(w))) if w.size else 0.0
+        if big > FLOAT16_MAX:
+            raise KnobError(f"layer {layer!r}: a weight of {big:.3g} does not fit float16 "
+                            f"(max {FLOAT16_MAX:.0f})")
+        return w.astype(np.float16), 1.0
+    bits = _INT_BITS[precision]
+    q_max = 2 ** (bits - 1) - 1
+    big = float(np.max(np.abs(w))) if w.size else 0.0
+    scale = big / q_max if big > 0 else 1.0
+    if scale == 0.0:  # subnormal weights: one step is the largest
+        scale = big
+    codes = np.clip(np.rint(w / scale), -q_max, q_max).astype(np.int8 if bits == 8 else np.int16)
+    return codes, scale
+
+
+def dequantise(stored: np.ndarray, scale: float) -> np.ndarray:
+    """Float64 weights from a stored form."""
+    return stored.astype(np.float64) * scale
+
+
+def check_precision(w: np.ndarray, precision: str, layer: str) -> None:
+    """Raise ``KnobError`` when layer ``layer`` cannot take ``precision``."""
+    stored, _ = quantise(w, precision, layer)
+    if precision in _INT_BITS:
+        mass = float(np.abs(w).sum())
+        lost = float(np.abs(w[stored == 0]).sum())
+        if mass > 0 and lost > 0.25 * mass:
+            raise KnobError(
+                f"layer {layer!r}: {precision} would round weights carrying "
+                f"{100 * lost / mass:.0f} % of its total |w| to zero (dynamic range too "
+                "wide); use a wider format")
+
+
+def resolve(bank: WeightBank, spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Precision per weight layer from a spec: one name for all, a {layer: name} map
+    (others stay float32), or None (all float32)."""
+    if spec is None:
+        return dict.fromkeys(bank.layers, "float32")
+    if isinstance(spec, str):
+        if spec not in PRECISIONS:
+            raise KnobError(f"precision {spec!r} is not one of {', '.join(PRECISIONS)}")
+        return dict.fromkeys(bank.layers, spec)
+    out = dict.fromkeys(bank.layers, "float32")
+    for name, precision in spec.items():
+        bank.layer(name)
+        out[name] = precision
+    return out
+
+
+def check_precisions(bank: WeightBank, spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Check every layer against ``spec`` (changing nothing); the resolved map."""
+    if not bank.layers and spec is not None:
+        raise KnobError("this model has no weight layers to set a precision for")
+    wanted = resolve(bank, spec)
+    for name, precision in wanted.items():
+        layer = bank.layers[name]
+        w = layer.original if layer.mask is None else layer.original * layer.mask
+        check_precision(w, precision, name)
+    return wanted
+
+
+def set_precision(bank: WeightBank, spec: str | Mapping[str, str] | None) -> dict[str, str]:
+    """Switch every layer to ``spec`` (checked first: a refusal changes nothing)."""
+    wanted = check_precisions(bank, spec)
+    for name, precision in wanted.items():
+        layer = bank.layers[name]
+        if layer.precision != precision:
+            layer.precision = precision
+            bank.refresh(layer)
+    return wanted
+
+
+def output_spikes(result: Any) -> np.ndarray:
+    """A step result's output spikes as (t, neuron) columns (tracker or ``Network``)."""
+    spikes = getattr(result, "spikes", None)
+    if spikes is not None:
+        return np.asarray(spikes)
+    events = result.events
+    out = np.empty(len(events), dtype=[("t", "<i8"), ("neuron", "<u4")])
+    out["t"] = events["t"]
+    out["neuron"] = events["x"]
+    return out
+
+
+def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], None],
+                    spikes_of: Callable[[Any], np.ndarray] = output_spikes,
+                    bin_us: int = 10_000,
+                    reference: Callable[[Any], None] | None = None) -> dict[str, float]:
+    """Run ``events`` through two fresh copies of ``core``: one set by ``reference`` (default:
+    float32, unpruned), one by ``configure``; compare output spikes per (neuron, time bin).
+
+    ``spikes_of(result)`` gives a step result's spikes as (t µs, neuron) columns.
+    Agreement = Σ min(a, b) / max(Σa, Σb) over bins (1.0 when both are silent).
+    """
+    def run(setup: Callable[[Any], None]) -> np.ndarray:
+        twin = copy.deepcopy(core)
+        reset = getattr(twin, "reset_state", None)
+        if callable(reset):
+            reset()
+        setup(twin)
+        return spikes_of(twin.step(events))
+
+    def full(twin: Any) -> None:
+        bank = bank_of(twin)
+        for layer in bank.layers.values():
+            layer.precision, layer.mask = "float32", None
+            bank.refresh(layer)
+
+    a = run(reference or full)
+    b = run(configure)
+    t0 = int(events["t"][0]) if len(events) else 0
+    keys_a = _bins(a, t0, bin_us)
+    keys_b = _bins(b, t0, bin_us)
+    total = max(len(a), len(b))
+    if total == 0:
+        return {"agreement": 1.0, "spikes_reference": 0, "spikes": 0}
+    ua, ca = np.unique(keys_a, return_counts=True)
+    ub, cb = np.unique(keys_b, return_counts=True)
+    _, ia, ib = np.intersect1d(ua, ub, return_indices=True)
+    common = int(np.minimum(ca[ia], cb[ib]).sum())
+    return {"agreement": round(common / total, 4), "spikes_reference": len(a),
+            "spikes": len(b)}
+
+
+def _bins(spikes: np.ndarray, t0: int, bin_us: int) -> np.ndarray:
+    t = spikes["t"].astype(np.int64)
+    n = spikes["neuron"].astype(np.int64)
+    return ((t - t0) // bin_us) * (1 << 20) + n
