@@ -1,1 +1,1 @@
-"""drivers/actuators."""
+"""Actuator feedback channels: ``feedback`` (encoder values in, send-on-delta spikes out)."""
