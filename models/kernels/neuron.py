@@ -150,10 +150,10 @@ def advance_neurons(
                 else:
                     bound = vv if vv > 0.0 else 0.0
                     if ii != 0.0:
-                        a = alpha[j]
-                        if a < 1.0:
+                        al = alpha[j]  # not `a` (an int above): unified types halve speed
+                        if al < 1.0:
                             g = abs(gain_v_old[j]) + abs(gain_v[j])
-                            bound += g * abs(ii) / (1.0 - a)
+                            bound += g * abs(ii) / (1.0 - al)
                         else:
                             bound = np.inf
                     live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
