@@ -255,7 +255,7 @@ class UdpSource:
         self.max_pending_datagrams = max_pending_datagrams
         self.max_datagrams_per_packet = max_datagrams_per_packet
         self.recv_buffer_bytes = recv_buffer_bytes
-        self._pending: deque[tuple[bytes, int, tuple[str, int]]] = deque()
+        self._pending: deque[tuple[bytes, int, tuple[str, int], int]] = deque()
         self._wake = asyncio.Event()
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -326,28 +326,27 @@ class UdpSource:
                 n_bytes=len(data), logger=logger,
             )
             return
-        self._pending.append((data, time.monotonic_ns(), addr))
+        self._pending.append((data, time.monotonic_ns(), addr, self.datagrams - 1))
         self._wake.set()
 
     def _decode_pending(self) -> np.ndarray:
         n = min(len(self._pending), self.max_datagrams_per_packet)
         batch = [self._pending.popleft() for _ in range(n)]
-        first_index = self.datagrams - len(self._pending) - n
-        datagrams = [d for d, _, _ in batch]
-        arrival_us = (np.fromiter((a for _, a, _ in batch), np.int64, n) - self._t0_ns) // 1000
+        datagrams = [d for d, _, _, _ in batch]
+        arrival_us = (np.fromiter((a for _, a, _, _ in batch), np.int64, n) - self._t0_ns) // 1000
         events, used = self.decoder.decode(datagrams, arrival_us)
         lengths = np.fromiter((len(d) for d in datagrams), dtype=np.int64, count=n)
         short = np.flatnonzero(used < lengths)
         if short.shape[0]:
             i = int(short[0])
-            data, _, addr = batch[i]
+            data, _, addr, index = batch[i]
             cut = int(used[i])
             tail = data[cut : cut + 4]
             what = f"word 0x{int.from_bytes(tail, 'little'):08x}" if len(tail) == 4 else (
                 f"{len(tail)} trailing byte(s)")
             self.stats.count_drop(
                 "garbage",
-                f"{self.name}: datagram {first_index + i} from {addr[0]}:{addr[1]}: byte {cut}: "
+                f"{self.name}: datagram {index} from {addr[0]}:{addr[1]}: byte {cut}: "
                 f"invalid {what}; {len(data) - cut} bytes dropped",
                 n=int(short.shape[0]),
                 n_bytes=int((lengths[short] - used[short]).sum()),
