@@ -492,13 +492,47 @@ class Aedat4Decoder:
         return _fill_events(out, raws, f"{where}: byte {offset}"), pos
 
 
+def encode_data_table(rows: list[tuple[int, int, int, int, int, int]]) -> bytes:
+    """A size-prefixed ``FTAB`` flatbuffer (uncompressed): one FileDataDefinition per packet.
+
+    ``rows`` are (payload byte offset, stream id, packet size, element count,
+    first t, last t). The layout follows dv's: each table is (soffset,
+    PacketHeader struct, ByteOffset, NumElements, TimestampStart,
+    TimestampEnd), every int64 8-aligned from the buffer start.
+    """
+    n = len(rows)
+    # [size][root=16][FTAB][vtable 6,8,4][pad 2][root @20: soffset 8, uoffset 4]
+    # [vector @28: n, n uoffsets][shared vtable, 14 bytes][tables @ 4 mod 8, 48 apart]
+    vtable_at = 32 + 4 * n
+    first_table = vtable_at + 14
+    first_table += (4 - first_table) % 8
+    head = struct.pack("<II4sHHH2xiII", 0, 16, b"FTAB", 6, 8, 4, 8, 4, n)
+    entries = b"".join(
+        struct.pack("<I", first_table + 48 * i - (32 + 4 * i)) for i in range(n)
+    )
+    vtable = struct.pack("<7H", 14, 44, 12, 4, 20, 28, 36)
+    pad = bytes(first_table - vtable_at - 14)
+    tables = b"".join(
+        struct.pack("<iiiqqqq4x", first_table + 48 * i - vtable_at, sid, size, offset, count,
+                    t_first, t_last)
+        for i, (offset, sid, size, count, t_first, t_last) in enumerate(rows)
+    )
+    body = head + entries + vtable + pad + tables
+    return struct.pack("<I", len(body) - 4) + body[4:]
+
+
 class Aedat4Writer:
     """Events → an AEDAT4 file with one EVTS stream (id 0).
 
-    The data-table position is left at -1 (what dv writes for a recording cut
-    short): dv-processing and the ``aedat`` package then read packets up to
-    the end of the file.
+    Packets are written as they come, so a recording cut short is still
+    readable up to its last whole packet (its data-table position stays -1,
+    which readers treat as "scan to the end"). On a seekable file ``close``
+    appends the ``FTAB`` data table and patches its position into the header,
+    as dv does for a finished recording.
     """
+
+    _TABLE_FIELD = len(MAGIC) + 40
+    """File offset of the IOHeader's int64 data-table position (see encode_ioheader)."""
 
     def __init__(
         self,
@@ -512,15 +546,44 @@ class Aedat4Writer:
         self._f = f
         self._compression = Compression(compression)
         self._per_packet = events_per_packet
-        f.write(MAGIC)
-        f.write(encode_ioheader(self._compression, make_info_xml(geometry, self._compression)))
+        try:
+            self._start: int | None = f.tell() if f.seekable() else None
+        except OSError:
+            self._start = None
+        self._rows: list[tuple[int, int, int, int, int, int]] = []
+        header = MAGIC + encode_ioheader(self._compression,
+                                         make_info_xml(geometry, self._compression))
+        f.write(header)
+        self._written = len(header)
+        self._closed = False
 
     def write(self, events: np.ndarray) -> None:
+        if self._closed:
+            raise ValueError("write to a closed Aedat4Writer")
         events = as_events(np.asarray(events), "events")
         for i in range(0, events.shape[0], self._per_packet):
-            self._f.write(encode_evts_packet(events[i:i + self._per_packet], 0, self._compression))
+            part = events[i:i + self._per_packet]
+            packet = encode_evts_packet(part, 0, self._compression)
+            self._f.write(packet)
+            if len(part):
+                self._rows.append((self._written + PACKET_HEADER_BYTES, 0,
+                                   len(packet) - PACKET_HEADER_BYTES,
+                                   len(part), int(part["t"][0]), int(part["t"][-1])))
+            self._written += len(packet)
 
     def close(self) -> None:
+        """Append the data table (seekable files) and flush; the file stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._start is not None:
+            table = compress(encode_data_table(self._rows), self._compression)
+            position = self._written
+            self._f.write(table)
+            end = self._f.tell()
+            self._f.seek(self._start + self._TABLE_FIELD)
+            self._f.write(struct.pack("<q", position))
+            self._f.seek(end)
         self._f.flush()
 
 

@@ -260,6 +260,8 @@ def test_written_file_read_by_dv_processing(tmp_path: Path,
     path.write_bytes(write_bytes(events, compression, per_packet=256))
     reader = dv.io.MonoCameraRecording(str(path))
     assert tuple(reader.getEventResolution()) == (640, 480)
+    # read from our FTAB data table
+    assert tuple(reader.getTimeRange()) == (int(events["t"][0]), int(events["t"][-1]))
     batches = []
     while reader.isRunning():
         batch = reader.getNextEventBatch()
@@ -271,3 +273,35 @@ def test_written_file_read_by_dv_processing(tmp_path: Path,
     np.testing.assert_array_equal(peer["x"], events["x"])
     np.testing.assert_array_equal(peer["y"], events["y"])
     np.testing.assert_array_equal(peer["polarity"], events["p"])
+
+
+class NonSeekable(io.RawIOBase):
+    """A write-only pipe-like sink."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.data += b
+        return len(b)
+
+
+def test_data_table_written_on_seekable_files_only() -> None:
+    events = random_events(50)
+    with_table = write_bytes(events, aedat4.Compression.LZ4)
+    with io.BytesIO(with_table) as f:
+        position = int(aedat4.FORMAT.read_header(f, "t").meta["data_table_position"])
+    assert 0 < position < len(with_table)
+    pipe = NonSeekable()
+    writer = aedat4.Aedat4Writer(pipe, Geometry(640, 480), aedat4.Compression.LZ4, 100)  # type: ignore[arg-type]
+    writer.write(events)
+    writer.close()
+    with io.BytesIO(bytes(pipe.data)) as f:
+        assert aedat4.FORMAT.read_header(f, "t").meta["data_table_position"] == "-1"
+    field = len(aedat4.MAGIC) + 40  # the int64 data-table position, patched on close
+    assert bytes(pipe.data[:field]) == with_table[:field]
+    assert bytes(pipe.data[field + 8:]) == with_table[field + 8:position]
+    np.testing.assert_array_equal(read_bytes(bytes(pipe.data))[1], events)
