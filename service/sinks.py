@@ -18,7 +18,7 @@ from aiohttp import web
 from spikegate.drivers.packet import OutputPacket
 
 from .queues import BoundedQueue, FullPolicy
-from .stats import LatencyWindow
+from .stats import LatencyWindow, RateMeter
 
 log = logging.getLogger("spikegate.sinks")
 
@@ -36,6 +36,7 @@ class Sink:
         self.failed = 0
         self.last_error: str | None = None
         self.latency = LatencyWindow()
+        self.rate = RateMeter()
         self._task: asyncio.Task[None] | None = None
 
     def wants(self, out: OutputPacket) -> bool:
@@ -59,6 +60,7 @@ class Sink:
             try:
                 await self.deliver(out)
                 self.delivered += 1
+                self.rate.add(1)
                 self.latency.add_ns(out.ingress_ns)
             except asyncio.CancelledError:
                 raise
@@ -85,6 +87,7 @@ class Sink:
             "name": self.name,
             "kind": self.kind,
             "delivered": self.delivered,
+            "outputs_per_s": self.rate.current(),
             "failed": self.failed,
             "buffer": self.buffer.stats(),
             "last_error": self.last_error,

@@ -202,6 +202,7 @@ async def test_sources_and_sinks(client: Any) -> None:
     assert sink["pipeline"] == "demo" and sink["name"] == "ws" and sink["kind"] == "websocket"
     assert sink["state"] == "running" and sink["dropped"] == 0 and sink["failed"] == 0
     assert sink["policy"] == "drop-oldest" and sink["clients"] == 0
+    assert sink["outputs_per_s"] >= 0
 
 
 async def test_status_stays_and_failed_file_source_is_a_422(client: Any) -> None:
