@@ -12,6 +12,9 @@ import time
 
 WARM_UPS: tuple[str, ...] = (
     "spikegate.models.demo",
+    "spikegate.models.kernels.conv",
+    "spikegate.models.kernels.pool",
+    "spikegate.models.kernels.alif",
     "spikegate.drivers.files.evt3",
     "spikegate.drivers.files.evt2",
     "spikegate.drivers.files.evt21",

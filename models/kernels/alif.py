@@ -123,3 +123,17 @@ def advance_alif(
         k += 1
     counters[0] += updates
     return n_out, k, pos
+
+
+def warm_up() -> None:
+    """Compile ``advance_alif`` on a two-neuron layer."""
+    n = 2
+    f = np.ones(n)
+    z = np.zeros(n)
+    advance_alif(
+        0, 3, np.array([0, 2], np.int64), np.array([0, 1], np.int64), np.array([2.0, 0.5]), 0,
+        z, z, 0, f * 0.9, f, f * 0.1, f * 0.9, f, z, f, z, 0, False, np.zeros(n, np.uint8),
+        np.zeros(n), np.zeros(n), np.full(n, -1, np.int64), np.zeros(n, np.int64),
+        np.zeros(1, np.int64), np.zeros(n), np.zeros(n, np.uint8), np.zeros(n, np.int64),
+        np.empty(16, np.int64), np.empty(16, np.int64), np.empty(16), np.zeros(1, np.int64),
+    )

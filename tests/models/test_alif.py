@@ -203,3 +203,9 @@ def test_alif_network_equals_reference():
     want, _, _ = run_alif(x @ w.T, coeffs)
     assert 0 < got.sum() < alif_net.run(x)["out"].size
     np.testing.assert_array_equal(got, want)
+
+
+def test_warm_up_compiles():
+    from spikegate.models.kernels import alif as alif_kernels
+
+    alif_kernels.warm_up()
