@@ -137,20 +137,26 @@ def output_spikes(result: Any) -> np.ndarray:
 def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], None],
                     spikes_of: Callable[[Any], np.ndarray] = output_spikes,
                     bin_us: int = 10_000,
-                    reference: Callable[[Any], None] | None = None) -> dict[str, float]:
+                    reference: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run ``events`` through two fresh copies of ``core``: one set by ``reference`` (default:
     float32, unpruned), one by ``configure``; compare output spikes per (neuron, time bin).
 
     ``spikes_of(result)`` gives a step result's spikes as (t µs, neuron) columns.
     Agreement = Σ min(a, b) / max(Σa, Σb) over bins (1.0 when both are silent).
+    Also returns both runs' spike counts and counted synaptic operations.
     """
+    synops: list[int] = []
+
     def run(setup: Callable[[Any], None]) -> np.ndarray:
         twin = copy.deepcopy(core)
         reset = getattr(twin, "reset_state", None)
         if callable(reset):
             reset()
         setup(twin)
-        return spikes_of(twin.step(events))
+        result = twin.step(events)
+        counted = result.synops
+        synops.append(int(sum(counted.values()) if isinstance(counted, dict) else counted))
+        return spikes_of(result)
 
     def full(twin: Any) -> None:
         bank = bank_of(twin)
@@ -164,14 +170,15 @@ def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], No
     keys_a = _bins(a, t0, bin_us)
     keys_b = _bins(b, t0, bin_us)
     total = max(len(a), len(b))
+    counts = {"spikes_reference": len(a), "spikes": len(b),
+              "synops_reference": synops[0], "synops": synops[1]}
     if total == 0:
-        return {"agreement": 1.0, "spikes_reference": 0, "spikes": 0}
+        return {"agreement": 1.0, **counts}
     ua, ca = np.unique(keys_a, return_counts=True)
     ub, cb = np.unique(keys_b, return_counts=True)
     _, ia, ib = np.intersect1d(ua, ub, return_indices=True)
     common = int(np.minimum(ca[ia], cb[ib]).sum())
-    return {"agreement": round(common / total, 4), "spikes_reference": len(a),
-            "spikes": len(b)}
+    return {"agreement": round(common / total, 4), **counts}
 
 
 def _bins(spikes: np.ndarray, t0: int, bin_us: int) -> np.ndarray:
