@@ -40,7 +40,7 @@ def _encode_frame(source: str, seq: int, events: np.ndarray) -> bytes:
     except ImportError:
         raise RuntimeError("this spikegate has no binary frame format yet "
                            "(spikegate.drivers.net.frames)") from None
-    return encode_frame(events, seq=seq)  # type: ignore[no-any-return]
+    return encode_frame(events, seq=seq)
 
 
 class IngestStream:
@@ -117,7 +117,7 @@ class SpikegateClient:
     # --- REST ------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        return await self.request("GET", "/api/v1/status")  # type: ignore[no-any-return]
+        return await self.request("GET", "/api/v1/status")
 
     async def ready(self) -> bool:
         try:
@@ -127,23 +127,23 @@ class SpikegateClient:
         return True
 
     async def pipelines(self) -> list[dict[str, Any]]:
-        return (await self.request("GET", "/api/v1/pipelines"))["pipelines"]  # type: ignore[no-any-return]
+        return (await self.request("GET", "/api/v1/pipelines"))["pipelines"]
 
     async def pipeline(self, name: str) -> dict[str, Any]:
-        return await self.request("GET", f"/api/v1/pipelines/{name}")  # type: ignore[no-any-return]
+        return await self.request("GET", f"/api/v1/pipelines/{name}")
 
     async def create_pipeline(self, cfg: BaseModel | Mapping[str, Any],
                               start: bool = False) -> dict[str, Any]:
         """Create from a ``PipelineConfig`` (or its JSON as a dict); start it if ``start``."""
         body = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
-        return await self.request("POST", "/api/v1/pipelines", json_body=body,  # type: ignore[no-any-return]
+        return await self.request("POST", "/api/v1/pipelines", json_body=body,
                                   params={"start": "true" if start else "false"})
 
     async def start(self, name: str) -> dict[str, Any]:
-        return await self.request("POST", f"/api/v1/pipelines/{name}/start")  # type: ignore[no-any-return]
+        return await self.request("POST", f"/api/v1/pipelines/{name}/start")
 
     async def stop(self, name: str) -> dict[str, Any]:
-        return await self.request("POST", f"/api/v1/pipelines/{name}/stop")  # type: ignore[no-any-return]
+        return await self.request("POST", f"/api/v1/pipelines/{name}/stop")
 
     async def delete(self, name: str) -> None:
         await self.request("DELETE", f"/api/v1/pipelines/{name}")
@@ -153,16 +153,16 @@ class SpikegateClient:
         """Change live settings: ``patch("cam", queue_policy="block")``; returns the new ones."""
         body = {**(settings or {}), **fields}
         view = await self.request("PATCH", f"/api/v1/pipelines/{name}", json_body=body)
-        return view["settings"]  # type: ignore[no-any-return]
+        return view["settings"]
 
     async def sources(self) -> list[dict[str, Any]]:
-        return (await self.request("GET", "/api/v1/sources"))["sources"]  # type: ignore[no-any-return]
+        return (await self.request("GET", "/api/v1/sources"))["sources"]
 
     async def sinks(self) -> list[dict[str, Any]]:
-        return (await self.request("GET", "/api/v1/sinks"))["sinks"]  # type: ignore[no-any-return]
+        return (await self.request("GET", "/api/v1/sinks"))["sinks"]
 
     async def models(self) -> list[dict[str, Any]]:
-        return (await self.request("GET", "/api/v1/models"))["models"]  # type: ignore[no-any-return]
+        return (await self.request("GET", "/api/v1/models"))["models"]
 
     async def upload_model(self, path: str | Path, name: str | None = None,
                            replace: bool = False) -> dict[str, Any]:
@@ -170,7 +170,7 @@ class SpikegateClient:
         path = Path(path)
         params = {"name": name or path.name, "replace": "true" if replace else "false"}
         with path.open("rb") as f:
-            return await self.request(  # type: ignore[no-any-return]
+            return await self.request(
                 "POST", "/api/v1/models", data=f, params=params,
                 headers={"Content-Type": "application/octet-stream"})
 
@@ -178,7 +178,7 @@ class SpikegateClient:
         await self.request("DELETE", f"/api/v1/models/{name}")
 
     async def metrics(self) -> str:
-        return await self.request("GET", "/metrics")  # type: ignore[no-any-return]
+        return await self.request("GET", "/metrics")
 
     # --- websockets ------------------------------------------------------------------
 

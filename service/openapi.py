@@ -49,7 +49,7 @@ def _models(ops: tuple[Operation, ...]) -> list[tuple[type[BaseModel], JsonSchem
     return seen
 
 
-def _operation(op: Operation, refs: dict[tuple[type[BaseModel], str], Any],
+def _operation(op: Operation, refs: dict[Any, Any],
                read_requires_token: bool) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
