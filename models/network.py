@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..drivers.packet import EVENT_DTYPE
+from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
@@ -154,24 +154,40 @@ class Network:
 
     # ------------------------------------------------------------ state
 
-    def reset_state(self) -> None:
-        """Back to rest: zero state, step 0, no time origin."""
+    def reset_state(self, t_origin_us: int | None = None) -> None:
+        """Back to rest: zero state, step 0; the time origin is set by the next event
+        unless given (µs, the start of step 0)."""
         for stage in self.stages.values():
             stage.reset_state()
         self.next_step = 0
-        self.t_origin_us: int | None = None
+        self.t_origin_us: int | None = t_origin_us
         self._carry: dict[str, Signal] = {}  # recurrent sources' output at next_step - 1
+        self._held = np.zeros(0, dtype=EVENT_DTYPE)  # events of a step not yet closed
 
     # ------------------------------------------------------------ running
 
     def step(
-        self, events: np.ndarray, record: Iterable[str] = (), until_step: int | None = None
+        self,
+        events: np.ndarray,
+        record: Iterable[str] = (),
+        until_step: int | None = None,
+        flush: bool = True,
     ) -> StepResult:
         """Run a packet: ``EVENT_DTYPE`` events, or a (T, *input_shape) count raster.
 
-        ``until_step`` (exclusive) runs further steps with no input (events only).
+        Events: ``flush=True`` runs through the step of the last event (lowest
+        latency; a later event of that step counts as late). ``flush=False``
+        holds the events of the last, maybe incomplete, step back for the next
+        call (exact whatever the packet boundaries). ``until_step`` (exclusive)
+        runs further steps with no input.
         """
         if events.dtype.names is not None:
+            events = as_events(events, "events")
+            if len(self._held):
+                events = np.concatenate([self._held, np.asarray(events, dtype=self._held.dtype)])
+                self._held = self._held[:0]
+            if not flush and len(events):
+                events = self._hold_last_step(events)
             inp, step_t, n_late, n_in = self._from_events(events, until_step)
         else:
             inp, step_t, n_late, n_in = self._from_raster(events)
@@ -192,6 +208,17 @@ class Network:
             raster = signal_to_raster(result.recorded[name], 0, result.n_steps, layer.output_size)
             out[name] = raster.reshape((result.n_steps, *layer.output_shape))
         return out
+
+    def _hold_last_step(self, events: np.ndarray) -> np.ndarray:
+        dt_us = self.profile.dt_us
+        t = events["t"].astype(np.int64)
+        origin = self.t_origin_us
+        if origin is None:
+            origin = int(t.min()) // max(dt_us, 1) * max(dt_us, 1)
+        steps = (t - origin) // max(dt_us, 1)
+        keep = steps < steps.max()
+        self._held = np.ascontiguousarray(events[~keep])
+        return events[keep]
 
     def _from_raster(self, x: np.ndarray) -> tuple[Signal, np.ndarray, int, int]:
         if x.ndim < 1 or x.shape[1:] != self.input_shape:

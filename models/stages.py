@@ -226,8 +226,8 @@ class NeuronStage(Stage):
             parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
             cap *= 2
         self.updates += int(self.counters[0]) - before
-        if len(parts) == 1:
-            return parts[0]
+        if len(parts) <= 1:
+            return parts[0] if parts else empty_signal()
         return Signal(*(np.concatenate([getattr(p, f) for p in parts]) for f in Signal._fields))
 
 
