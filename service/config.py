@@ -66,7 +66,44 @@ class FileSourceConfig(_Strict):
     packet_events: int = Field(4096, ge=1, le=1_000_000)
 
 
-SourceConfig = Annotated[DemoSourceConfig | FileSourceConfig, Field(discriminator="kind")]
+class UdpSourceConfig(_Strict):
+    """SPIF / AEStream datagrams on a UDP port (see drivers/net/udp.py)."""
+
+    kind: Literal["udp"] = "udp"
+    name: str = "udp"
+    host: str = "127.0.0.1"
+    port: int = Field(3333, ge=0, le=65535)
+    layout: Literal["auto", "no_timestamp", "timestamp"] = "auto"
+    width: int = Field(ge=1, le=32768)
+    height: int = Field(ge=1, le=32768)
+
+
+class DvTcpSourceConfig(_Strict):
+    """A dv-processing ``NetworkWriter`` TCP stream (AEDAT4 body; see drivers/net/dv_tcp.py)."""
+
+    kind: Literal["dv-tcp"] = "dv-tcp"
+    name: str = "dv-tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(7777, ge=1, le=65535)
+    width: int = Field(ge=1, le=32768)
+    height: int = Field(ge=1, le=32768)
+
+
+class WavSourceConfig(_Strict):
+    """A WAV file through the cochlea filterbank: x = channel (see drivers/audio/)."""
+
+    kind: Literal["wav"] = "wav"
+    name: str = "wav"
+    path: Path
+    n_channels: int = Field(64, ge=1, le=2048)
+    realtime: bool = True
+    speed: float = Field(1.0, gt=0)
+
+
+SourceConfig = Annotated[
+    DemoSourceConfig | FileSourceConfig | UdpSourceConfig | DvTcpSourceConfig | WavSourceConfig,
+    Field(discriminator="kind"),
+]
 
 
 class TrackerModelConfig(_Strict):

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from typing import Any
 
+from spikegate.drivers.packet import Geometry
 from spikegate.drivers.synthetic import MovingDisk, SyntheticDvsSource
 from spikegate.models.demo import TrackerNetwork
 
 from .config import (
     DemoSourceConfig,
+    DvTcpSourceConfig,
     FileSourceConfig,
     HttpSinkConfig,
     PipelineConfig,
@@ -18,6 +20,8 @@ from .config import (
     SinkConfig,
     SourceConfig,
     TrackerModelConfig,
+    UdpSourceConfig,
+    WavSourceConfig,
     WebSocketSinkConfig,
 )
 from .decoding import Decoder, TrackerDecoder
@@ -38,6 +42,22 @@ def build_source(cfg: SourceConfig) -> Source:
 
         return FileSource(cfg.path, name=cfg.name, format=cfg.format, speed=cfg.speed,
                           loop=cfg.loop, packet_events=cfg.packet_events)
+    if isinstance(cfg, UdpSourceConfig):
+        from spikegate.drivers.net.udp import UdpSource
+
+        return UdpSource(cfg.host, cfg.port, name=cfg.name, layout=cfg.layout,
+                         geometry=Geometry(cfg.width, cfg.height))
+    if isinstance(cfg, DvTcpSourceConfig):
+        from spikegate.drivers.net.dv_tcp import DvTcpSource
+
+        return DvTcpSource(cfg.host, cfg.port, name=cfg.name,
+                           geometry=Geometry(cfg.width, cfg.height))
+    if isinstance(cfg, WavSourceConfig):
+        from spikegate.drivers.audio.cochlea import CochleaConfig
+        from spikegate.drivers.audio.source import WavSource
+
+        return WavSource(cfg.path, CochleaConfig(n_channels=cfg.n_channels), name=cfg.name,
+                         realtime=cfg.realtime, speed=cfg.speed)
     raise ValueError(f"unknown source kind {cfg!r}")
 
 
