@@ -31,6 +31,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALWAYS_PROTECTED = ("/ws/ingest",)
 READ_PROTECTED = ("/api/", "/ws/", "/metrics")
 ALWAYS_OPEN = ("/api/v1/openapi.json",)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,4 +116,8 @@ def setup_auth(app: web.Application, settings: Settings) -> TokenPolicy:
     app.middlewares.append(token_middleware)
     if policy.generated:
         log.warning("no server.api_token configured: this run's token is %s", policy.token)
+    host = settings.server.host
+    if host not in LOOPBACK_HOSTS and not policy.read_requires_token:
+        log.warning("binding %s: reads (status, outputs, metrics) are open to the network; "
+                    "set server.read_requires_token = true to close them", host)
     return policy

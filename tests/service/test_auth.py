@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from spikegate.service.app import init
@@ -116,6 +117,11 @@ async def test_require_token_for_other_handlers(aiohttp_client: Any, tmp_path: P
     assert await (await client.get("/x", headers={"Authorization": "Bearer abc"})).text() == "in"
 
 
-def test_binds_to_localhost_by_default() -> None:
+def test_binds_to_localhost_by_default(caplog: pytest.LogCaptureFixture,
+                                       tmp_path: Path) -> None:
     assert ServerConfig().host == "127.0.0.1"
     assert Settings().server.host == "127.0.0.1"
+    init(make_settings(tmp_path))
+    assert "open to the network" not in caplog.text
+    init(make_settings(tmp_path, host="0.0.0.0"))
+    assert "binding 0.0.0.0: reads (status, outputs, metrics) are open" in caplog.text
