@@ -104,10 +104,10 @@ def _decode_records(buf, addr_bytes, davis, width, height, last_t, wraps, out):
             wraps += 1
         last_t = t
         o = out[k]
-        o.t = t + (wraps << 32)
-        o.x = x
-        o.y = y
-        o.p = p
+        o["t"] = t + (wraps << 32)
+        o["x"] = x
+        o["y"] = y
+        o["p"] = p
         k += 1
     return k, -1, last_t, wraps
 

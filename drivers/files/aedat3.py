@@ -84,10 +84,10 @@ def _decode_polarity(buf, starts, counts, overflows, out):
             ts = np.int64(buf[j + 4]) | (np.int64(buf[j + 5]) << 8) | (
                 np.int64(buf[j + 6]) << 16) | (np.int64(buf[j + 7] & 0x7F) << 24)
             o = out[k]
-            o.t = ts | high
-            o.x = data >> 17
-            o.y = (data >> 2) & 0x7FFF
-            o.p = (data >> 1) & 1
+            o["t"] = ts | high
+            o["x"] = data >> 17
+            o["y"] = (data >> 2) & 0x7FFF
+            o["p"] = (data >> 1) & 1
             k += 1
     return k
 

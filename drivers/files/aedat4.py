@@ -328,12 +328,12 @@ def _copy_events(raw, out, k0):
     for i in range(raw.shape[0]):
         r = raw[i]
         o = out[k0 + i]
-        if r.x < 0 or r.y < 0:
+        if r["x"] < 0 or r["y"] < 0:
             bad = i
-        o.t = r.t
-        o.x = r.x
-        o.y = r.y
-        o.p = 1 if r.p else 0
+        o["t"] = r["t"]
+        o["x"] = r["x"]
+        o["y"] = r["y"]
+        o["p"] = 1 if r["p"] else 0
     return bad
 
 

@@ -51,10 +51,10 @@ def _decode_records(buf, last_ticks, wraps, out):
             wraps += 1
         last_ticks = ticks
         o = out[i]
-        o.t = (ticks + (wraps << 32)) // TICKS_PER_US
-        o.x = a >> 1
-        o.y = 0
-        o.p = 1 - (a & 1)
+        o["t"] = (ticks + (wraps << 32)) // TICKS_PER_US
+        o["x"] = a >> 1
+        o["y"] = 0
+        o["p"] = 1 - (a & 1)
     return n, last_ticks, wraps
 
 

@@ -39,11 +39,11 @@ def _decode_records(buf, overflows, out):
             continue
         b2 = np.int64(buf[j + 2])
         o = out[k]
-        o.t = ((b2 & 0x7F) << 16 | np.int64(buf[j + 3]) << 8 | np.int64(buf[j + 4])) + (
+        o["t"] = ((b2 & 0x7F) << 16 | np.int64(buf[j + 3]) << 8 | np.int64(buf[j + 4])) + (
             overflows * OVERFLOW_STEP_US)
-        o.x = buf[j]
-        o.y = buf[j + 1]
-        o.p = b2 >> 7
+        o["x"] = buf[j]
+        o["y"] = buf[j + 1]
+        o["p"] = b2 >> 7
         k += 1
     return k, overflows
 
