@@ -424,7 +424,7 @@ def load_graph(path: str | Path) -> Graph:
         raise
     except FileNotFoundError:
         raise GraphError(f"{path}: no such file") from None
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # h5py raises many kinds on damaged files
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise GraphError(f"{path.name}: corrupt or truncated NIR/HDF5 file ({first})") from None
     _check_types(path.name, data, prefix="")
