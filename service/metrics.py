@@ -102,6 +102,12 @@ class _Families:
         self.drops = CounterMetricFamily(
             f"{p}_dropped", "Items lost, by stage and reason",
             labels=["pipeline", "stage", "component", "reason"])
+        self.shed = CounterMetricFamily(
+            f"{p}_shed_events", "Events taken out by resource allocation, by reason",
+            labels=["pipeline", "reason"])
+        self.dropped_events = CounterMetricFamily(
+            f"{p}_dropped_events", "Events lost (not packets), by stage",
+            labels=["pipeline", "stage"])
         self.depth = GaugeMetricFamily(
             f"{p}_queue_depth", "Items waiting in a bounded queue", labels=["pipeline", "queue"])
         self.capacity = GaugeMetricFamily(
@@ -131,6 +137,10 @@ class _Families:
         self.drops.add_metric([name, "core", "core", "error"], core["errors"])
         self.drops.add_metric([name, "upstream", src["name"], "sequence_gap"],
                               core["packets_lost_upstream"])
+        for reason, n in st.get("shed", {}).get("by_reason", {}).items():
+            self.shed.add_metric([name, reason], n)
+        for stage, n in st.get("accounting", {}).get("dropped", {}).items():
+            self.dropped_events.add_metric([name, stage], n)
         self._queue(name, "ingress", st["queue"])
         self._queue(name, "hub", st["hub"])
         buckets, total = histogram_buckets(pipeline.core_latency)
@@ -155,7 +165,8 @@ class _Families:
     def all(self) -> list[Metric]:
         return [self.up, self.src_events, self.src_packets, self.src_rate, self.core_events,
                 self.core_packets, self.spikes, self.synops, self.kernel, self.delivered,
-                self.drops, self.depth, self.capacity, self.core_latency, self.sink_latency]
+                self.drops, self.shed, self.dropped_events, self.depth, self.capacity,
+                self.core_latency, self.sink_latency]
 
 
 async def metrics(request: web.Request) -> web.Response:

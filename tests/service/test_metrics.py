@@ -50,6 +50,7 @@ async def test_metrics_follow_the_pipeline(aiohttp_client: Any, tmp_path: Path) 
     assert value(found, "spikegate_dropped_total", pipeline="demo", stage="client",
                  component="ws", reason="slow_client") >= 0
     assert value(found, "spikegate_queue_capacity", pipeline="demo", queue="ingress") == 64
+    assert value(found, "spikegate_dropped_events_total", pipeline="demo", stage="queue") >= 0
     assert ("spikegate_queue_depth", (("pipeline", "demo"), ("queue", "sink:ws"))) in found
     n = value(found, "spikegate_sink_latency_seconds_count", pipeline="demo", sink="ws")
     assert n > 0
@@ -97,3 +98,14 @@ def test_latency_histogram_is_cumulative() -> None:
     assert counts["5e-05"] == 1 and counts["0.0001"] == 3 and counts["0.001"] == 4
     assert counts["+Inf"] == 5 and len(buckets) == len(LATENCY_BUCKETS_US) + 1
     assert abs(total_s - (10 + 60 + 60 + 999 + 5e7) / 1e6) < 1e-9
+
+
+async def test_shed_events_by_reason(aiohttp_client: Any, tmp_path: Path) -> None:
+    app = init(make_settings(tmp_path))
+    client = await aiohttp_client(app)
+    await app[GATEWAY].wait_ready()
+    pipeline = app[GATEWAY].pipelines["demo"]
+    pipeline.apply_settings({"roi": [[0, 0, 4, 4]]})  # most of the sensor is outside
+    await eventually(lambda: pipeline.status()["shed"]["total"] > 0, what="events shed")
+    found = samples(await (await client.get("/metrics")).text())
+    assert value(found, "spikegate_shed_events_total", pipeline="demo", reason="roi") > 0
