@@ -6,10 +6,14 @@ The oracle for ``kernels.alif.advance_alif``; the step is written out in
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .alif import ALIFCoefficients
-from .profiles import RESET_ZERO
+from .alif import ALIFCoefficients, alif_coefficients
+from .graph import Layer
+from .profiles import RESET_ZERO, Profile
+from .reference import register_reference
 
 
 def run_alif(
@@ -41,3 +45,22 @@ def run_alif(
         vs[k] = v
         as_[k] = a
     return spikes, vs, as_
+
+
+@register_reference("alif")
+def alif_step(layer: Layer, profile: Profile, state: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """One clock step of an ALIF layer for ``models.reference.run_reference``."""
+    c = state.get("coef")
+    if c is None:
+        c = state["coef"] = alif_coefficients(layer, profile)
+        state["v"] = np.zeros(x.size)
+        state["a"] = np.zeros(x.size)
+    lif = c.lif
+    a = c.rho * state["a"]
+    v = lif.beta * state["v"] + lif.gain_v * x + lif.leak
+    theta = lif.threshold + c.beta_adapt * a
+    z = (v >= theta) if lif.spike_at_threshold else (v > theta)
+    v = np.where(z, lif.v_reset if lif.reset_code == RESET_ZERO else v - theta, v)
+    state["v"] = v
+    state["a"] = np.where(z, a + c.adapt_jump, a)
+    return z.astype(np.float64)

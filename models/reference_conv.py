@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .graph import Layer
+from .profiles import Profile
+from .reference import State, register_reference
+
 
 def correlate2d(
     x: np.ndarray,
@@ -102,3 +106,37 @@ def flatten(x: np.ndarray, start_dim: int = 0, end_dim: int = -1) -> np.ndarray:
     end = end_dim % len(shape)
     merged = int(np.prod(shape[start_dim:end + 1]))
     return x.reshape(*shape[:start_dim], merged, *shape[end + 1:])
+
+
+# ---------------------------------------------------------------- graph layers
+# One-step reference functions for ``models.reference.run_reference``.
+
+
+@register_reference("conv1d", "conv2d")
+def conv_step(layer: Layer, profile: Profile, state: State, x: np.ndarray) -> np.ndarray:
+    """A Conv1d / Conv2d layer on one flat input frame (bias included)."""
+    p = layer.params
+    g = p.geometry
+    frame = np.asarray(x, dtype=np.float64).reshape(g.c_in, g.h_in, g.w_in)
+    # trailing padding: whatever the output size needs (NIR's 'same' pads more after)
+    pb = max(0, (g.h_out - 1) * g.sy + g.dy * (g.kh - 1) + 1 - g.h_in - g.py)
+    pr = max(0, (g.w_out - 1) * g.sx + g.dx * (g.kw - 1) + 1 - g.w_in - g.px)
+    out = correlate2d(frame, p.weight, (g.sy, g.sx), (g.py, pb, g.px, pr), (g.dy, g.dx),
+                      g.groups, p.bias)
+    return out[:, : g.h_out, : g.w_out].reshape(-1)
+
+
+@register_reference("sum_pool2d", "avg_pool2d")
+def pool_step(layer: Layer, profile: Profile, state: State, x: np.ndarray) -> np.ndarray:
+    """A SumPool2d / AvgPool2d layer on one flat input frame."""
+    p = layer.params
+    g = p.geometry
+    frame = np.asarray(x, dtype=np.float64).reshape(g.c_in, g.h_in, g.w_in)
+    pool = avg_pool2d if layer.kind == "avg_pool2d" else sum_pool2d
+    return pool(frame, p.kernel_size, p.stride, p.padding).reshape(-1)
+
+
+@register_reference("flatten")
+def flatten_step(layer: Layer, profile: Profile, state: State, x: np.ndarray) -> np.ndarray:
+    """Flatten: the identity on flat frames."""
+    return x

@@ -209,3 +209,11 @@ def test_warm_up_compiles():
     from spikegate.models.kernels import alif as alif_kernels
 
     alif_kernels.warm_up()
+
+
+def test_alif_network_equals_run_reference():
+    from spikegate.models.reference import run_reference
+
+    (alif_net, _), x, _ = _network_pair(beta=1.5)
+    want = run_reference(alif_net.graph, alif_net.profile, x)
+    np.testing.assert_array_equal(alif_net.run(x, record=["n"])["n"], want["n"])

@@ -170,3 +170,20 @@ def test_flatten_with_a_batch_counted_start_dim_is_read():
     node = nir.Flatten(input_type={"input": np.array([128])}, start_dim=1)
     _, in_shape, out_shape = graph.KINDS["flatten"].read("flat", node)
     assert in_shape == out_shape == (128,)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["exact", "snntorch", "norse", "sinabs"]), st.integers(0, 2**31))
+def test_conv_network_equals_run_reference(profile, seed):
+    """The project-wide clock-driven reference (models.reference) runs conv graphs too."""
+    from spikegate.models.reference import run_reference
+
+    g = graph.from_nir(conv_net(stride=2, padding=1, groups=2, pool="avg", seed=seed,
+                                bias=0.05)[0])
+    rng = np.random.default_rng(seed)
+    x = (rng.random((20, 2, 9, 8)) < 0.3).astype(float)
+    prof = make_profile(profile, dt_s=1e-3)
+    got = Network(g, prof).run(x, record=["if1", "if2"])
+    want = run_reference(g, prof, x)
+    np.testing.assert_array_equal(got["if1"], want["if1"])
+    np.testing.assert_array_equal(got["if2"], want["if2"])
