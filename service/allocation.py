@@ -40,6 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spikegate.drivers import ops
 from spikegate.drivers.packet import Geometry
+from spikegate.models import precision, pruning
+from spikegate.models.energy import OpEnergies
+from spikegate.models.weights import KnobError, bank_of
 
 PRECISIONS = ("float32", "float16", "int16", "int8")
 
@@ -70,6 +73,23 @@ PrecisionConfig = Literal["float32", "float16", "int16", "int8"] | dict[
     str, Literal["float32", "float16", "int16", "int8"]]
 
 
+class EnergyConfig(BaseModel):
+    """Energy per operation (pJ) for the estimate; defaults: Horowitz, ISSCC 2014, 45 nm
+    (see spikegate.models.energy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accumulate_pj: float = Field(0.9, ge=0, le=1e6)
+    mac_pj: float = Field(4.6, ge=0, le=1e6)
+    neuron_update_pj: float = Field(4.6, ge=0, le=1e6)
+    scale_with_precision: bool = True
+    dense_dt_ms: float = Field(1.0, gt=0, le=10_000)
+
+    def op_energies(self) -> OpEnergies:
+        return OpEnergies(self.accumulate_pj, self.mac_pj, self.neuron_update_pj,
+                          self.scale_with_precision, max(1, int(self.dense_dt_ms * 1000)))
+
+
 class AllocationConfig(BaseModel):
     """A pipeline's resource-allocation knobs (absent or null: not applied)."""
 
@@ -85,6 +105,7 @@ class AllocationConfig(BaseModel):
     shed_policy: ShedPolicy = ShedPolicy.THIN
     precision: PrecisionConfig | None = None
     sparsity: float | None = Field(None, ge=0.0, lt=1.0)
+    energy: EnergyConfig = Field(default_factory=lambda: EnergyConfig())
 
     @field_validator("roi", mode="before")
     @classmethod
@@ -100,19 +121,15 @@ ALLOCATION_FIELDS: tuple[str, ...] = tuple(AllocationConfig.model_fields)
 
 def check_core_allocation(core: Any, cfg: AllocationConfig, where: str) -> None:
     """Raise ``ValueError`` when the network cannot take ``cfg``'s precision or sparsity."""
-    if cfg.precision is not None:
-        raise ValueError(f"{where}: precision: this model's weights cannot be quantised yet")
-    if cfg.sparsity is not None:
-        raise ValueError(f"{where}: sparsity: this model's synapses cannot be pruned yet")
-
-
-def apply_core_allocation(core: Any, previous: AllocationConfig, cfg: AllocationConfig) -> None:
-    """In the core thread: set the network's precision and sparsity to ``cfg``'s."""
-
-
-def core_allocation_status(core: Any) -> dict[str, Any]:
-    """The network's side of the allocation for ``status()``: precision, synops, energy."""
-    return {}
+    try:
+        if cfg.precision is not None:
+            precision.check_precisions(bank_of(core), cfg.precision)
+    except KnobError as exc:
+        raise ValueError(f"{where}: precision: {exc}") from None
+    try:
+        pruning.check_sparsity(core, cfg.sparsity)
+    except KnobError as exc:
+        raise ValueError(f"{where}: sparsity: {exc}") from None
 
 
 def check_allocation(cfg: AllocationConfig, geometry: Geometry, where: str) -> None:
@@ -197,6 +214,9 @@ class Allocator:
         self.last_wait_ms = 0.0
         self.cfg = cfg or AllocationConfig()
         self._plan = self._build(self.cfg)
+        self._recent: list[np.ndarray] = []
+        self._recent_n = 0
+        self.core_report: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -250,7 +270,71 @@ class Allocator:
         if cfg.latency_budget_ms is not None:
             events = self._shed_for_latency(events, cfg, (now_ns - ingress_ns) * 1e-6)
         self.events_admitted += int(events.shape[0])
+        self._remember(events)
         return events
+
+    RECENT_EVENTS = 5000  # the input precision and pruning are compared on
+
+    def _remember(self, events: np.ndarray) -> None:
+        if not events.shape[0]:
+            return
+        self._recent.append(events[-self.RECENT_EVENTS:])
+        self._recent_n += int(self._recent[-1].shape[0])
+        while self._recent_n - int(self._recent[0].shape[0]) >= self.RECENT_EVENTS:
+            self._recent_n -= int(self._recent.pop(0).shape[0])
+
+    def recent_events(self) -> np.ndarray:
+        """The last ``RECENT_EVENTS`` or so admitted events, in order."""
+        if not self._recent:
+            return np.zeros(0, dtype=ops.EVENT_DTYPE)
+        return np.concatenate(self._recent)[-self.RECENT_EVENTS:]
+
+    def apply_core(self, core: Any, previous: AllocationConfig, cfg: AllocationConfig) -> None:
+        """In the core thread: set the network's precision and sparsity to ``cfg``'s and
+        compare it with the float32, unpruned network on the recent input."""
+        changed = False
+        if cfg.sparsity != previous.sparsity:
+            self.core_report["connectivity_change"] = pruning.set_sparsity(core, cfg.sparsity)
+            changed = True
+        if cfg.precision != previous.precision:
+            precision.set_precision(bank_of(core), cfg.precision)
+            changed = True
+        if not changed:
+            return
+        events = self.recent_events()
+        if events.shape[0] == 0 or (cfg.precision is None and cfg.sparsity is None):
+            self.core_report.pop("versus_float32_full", None)
+            return
+
+        def same_as(twin: Any) -> None:
+            bank = bank_of(twin)
+            precision.set_precision(bank, cfg.precision)
+            pruning.set_sparsity(twin, cfg.sparsity)
+
+        try:
+            report = precision.spike_agreement(core, events, same_as)
+        except Exception as exc:  # a report, never a failure of the pipeline
+            report = {"error": f"{type(exc).__name__}: {exc}"}
+        report["input_events"] = int(events.shape[0])
+        self.core_report["versus_float32_full"] = report
+
+    def core_status(self, core: Any) -> dict[str, Any]:
+        """Precision (with stored-form memory) and connectivity of the network's layers."""
+        bank = bank_of(core)
+        memory = bank.memory_bytes()
+        out: dict[str, Any] = {
+            "precision": {
+                "layers": {n: layer.precision for n, layer in bank.layers.items()},
+                "memory_bytes": sum(memory.values()),
+                "memory_bytes_float32": bank.float32_bytes(),
+                "memory_bytes_by_layer": memory,
+            },
+            "connectivity": pruning.sparsity_status(core),
+        }
+        versus = self.core_report.get("versus_float32_full")
+        if versus is not None:
+            out["versus_float32_full"] = versus
+        return out
 
     def _attend(self, events: np.ndarray, plan: _Plan) -> np.ndarray:
         if plan.follow is not None:

@@ -32,15 +32,14 @@ import numpy as np
 from pydantic import ValidationError
 
 from spikegate.drivers.packet import EventPacket, Geometry, OutputPacket
+from spikegate.models.energy import EnergyMeter
 
 from .allocation import (
     ALLOCATION_FIELDS,
     AllocationConfig,
     Allocator,
-    apply_core_allocation,
     check_allocation,
     check_core_allocation,
-    core_allocation_status,
 )
 from .decoding import Decoder
 from .queues import BoundedQueue, FullPolicy
@@ -104,6 +103,7 @@ class Pipeline:
         self.source_rate = RateMeter()
         self.core_latency = LatencyWindow()
         self.allocator = Allocator(source.geometry)
+        self.energy = EnergyMeter(core)
         self.allocation = AllocationConfig()
         if allocation is not None:
             self._check_allocation(allocation)
@@ -195,6 +195,7 @@ class Pipeline:
             raise
         core_s = time.perf_counter() - t0
         self.allocator.observe(int(events.shape[0]), core_s)
+        self.energy.observe(result, events)
         return result, core_s, events, rest
 
     async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[EventPacket],
@@ -326,7 +327,9 @@ class Pipeline:
 
         def apply() -> None:
             self.allocator.configure(cfg)
-            apply_core_allocation(self.core, previous, cfg)
+            self.allocator.apply_core(self.core, previous, cfg)
+            if cfg.energy != previous.energy:
+                self.energy.energies = cfg.energy.op_energies()
 
         try:
             self.executor.submit(apply)
@@ -414,5 +417,11 @@ class Pipeline:
                 "shed": shed.total,
                 "dropped": {"queue": self.queue.dropped_weight, "core_error": c.events_failed},
             },
-            **core_allocation_status(self.core),
+            **self.allocator.core_status(self.core),
+            "energy": self.energy.report(),
         }
+
+    def energy_report(self) -> dict[str, Any]:
+        """Counted synaptic operations and neuron updates, priced (``models/energy.py``):
+        what /api/v1/status shows under ``energy``, for the metrics exporter too."""
+        return self.energy.report()

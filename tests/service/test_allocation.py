@@ -205,10 +205,35 @@ async def test_refused_settings_leave_the_pipeline_as_it_was() -> None:
     for bad, needle in [({"roi": [[0, 0, 40, 8]]}, "reaches past"),
                         ({"latency_budget_ms": 0}, "latency_budget_ms"),
                         ({"roi": [[0, 0, 8, 8]], "rate_budget_ev_s": [1.0, 2.0]}, "2 values"),
-                        ({"precision": "int8"}, "precision")]:
+                        ({"precision": {"lif": "int8"}}, "precision: no weight layer named"),
+                        ({"sparsity": 1.0}, "sparsity")]:
         with pytest.raises(ValueError, match=needle):
             p.apply_settings(bad)
     assert p.settings() == before and before["roi"] == [[0, 0, 8, 8]]
     p.apply_settings({"roi": None})
     assert "roi" not in p.settings()
     await p.close()
+
+
+async def test_precision_and_sparsity_switch_live_with_a_report_and_energy() -> None:
+    packets = [make_packet(300, seq=s, t0_us=s * 3000, seed=s) for s in range(40)]
+    net = TrackerNetwork(GEOM, n_x=3, n_y=3)
+    p = Pipeline("p", ListSource(packets), net, TrackerDecoder(6, net.decode), [],
+                 queue_policy=FullPolicy.BLOCK)
+    await p.start()
+    await eventually(lambda: p.counters.packets >= 20, what="some input to compare on")
+    p.apply_settings({"precision": "int8", "sparsity": 0.5})
+    await eventually(lambda: p.source_done and p.queue.qsize() == 0)
+    await p.close()
+    st = p.status()
+    assert st["precision"]["layers"] == {"tracker": "int8"}
+    assert st["precision"]["memory_bytes"] < st["precision"]["memory_bytes_float32"]
+    assert st["connectivity"]["sparsity"] == 0.5
+    versus = st["versus_float32_full"]
+    assert 0.0 <= versus["agreement"] <= 1.0 and versus["input_events"] > 0
+    energy = st["energy"]
+    assert energy["synops"] == p.counters.synops and energy["energy_uj"] > 0
+    assert energy["dense_energy_uj"] > 0 and "tracker" in energy["layers"]
+    assert p.energy_report()["synops"] == energy["synops"]
+    p.apply_settings({"precision": None, "sparsity": None})
+    assert "precision" not in p.settings()
