@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spikegate import __version__
 
-COMMANDS: tuple[str, ...] = ("serve", "warmup", "probe", "inspect", "convert")
+COMMANDS: tuple[str, ...] = ("serve", "warmup", "probe", "inspect", "convert", "run")
 
 
 class UsageError(Exception):
