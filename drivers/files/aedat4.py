@@ -108,64 +108,70 @@ class Aedat4Header:
 # --- a minimal flatbuffer reader: only what the IOHeader and EVTS tables need ---
 
 
-def _u32(buf: bytes | memoryview, pos: int, where: str, what: str) -> int:
-    if pos < 0 or pos + 4 > len(buf):
-        raise FormatError(f"{where}: {what} at {pos} lies outside the {len(buf)}-byte buffer")
-    return int.from_bytes(buf[pos:pos + 4], "little")
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_U16_PAIR = struct.Struct("<HH")
+_U16 = struct.Struct("<H")
 
 
-def _root_table(buf: bytes | memoryview, ident: bytes | None, where: str) -> int:
-    """Position of the root table of an (un-prefixed) flatbuffer; checks the identifier."""
-    root = _u32(buf, 0, where, "root offset")
-    if ident is not None and bytes(buf[4:8]) != ident:
-        raise FormatError(
-            f"{where}: flatbuffer identifier {bytes(buf[4:8])!r} is not {ident!r}"
-        )
-    if root < 8 or root + 4 > len(buf):
-        raise FormatError(f"{where}: root table offset {root} outside the buffer")
-    return root
+class _Flatbuffer:
+    """Bounds-checked reads in the flatbuffer ``buf[base:end]`` (positions are absolute)."""
 
+    __slots__ = ("base", "buf", "end", "where")
 
-def _field_pos(buf: bytes | memoryview, table: int, index: int, size: int, where: str) -> int:
-    """Absolute position of field ``index`` of the table at ``table``, 0 when absent."""
-    soffset = int.from_bytes(buf[table:table + 4], "little", signed=True)
-    vtable = table - soffset
-    if vtable < 0 or vtable + 4 > len(buf):
-        raise FormatError(f"{where}: vtable at {vtable} outside the buffer")
-    vt_size = int.from_bytes(buf[vtable:vtable + 2], "little")
-    tbl_size = int.from_bytes(buf[vtable + 2:vtable + 4], "little")
-    if vt_size < 4 or vt_size % 2 or vtable + vt_size > len(buf) or table + tbl_size > len(buf):
-        raise FormatError(f"{where}: malformed vtable at {vtable}")
-    slot = 4 + 2 * index
-    if slot + 2 > vt_size:
-        return 0
-    rel = int.from_bytes(buf[vtable + slot:vtable + slot + 2], "little")
-    if rel == 0:
-        return 0
-    if rel < 4 or rel + size > tbl_size:
-        raise FormatError(f"{where}: field {index} at {rel} outside its {tbl_size}-byte table")
-    return table + rel
+    def __init__(self, buf: bytes, base: int, end: int, where: str) -> None:
+        self.buf = buf
+        self.base = base
+        self.end = end
+        self.where = where
 
+    def u32(self, pos: int, what: str) -> int:
+        if pos < self.base or pos + 4 > self.end:
+            raise FormatError(f"{self.where}: {what} at {pos - self.base} lies outside the "
+                              f"{self.end - self.base}-byte flatbuffer")
+        value: int = _U32.unpack_from(self.buf, pos)[0]
+        return value
 
-def _indirect(buf: bytes | memoryview, pos: int, where: str, what: str) -> int:
-    """Follow the uoffset at ``pos`` to the (length-prefixed) object it points at."""
-    target = pos + _u32(buf, pos, where, what)
-    if target + 4 > len(buf):
-        raise FormatError(f"{where}: {what} offset points past the buffer")
-    return target
+    def root(self, ident: bytes) -> int:
+        """Position of the root table; checks the 4-character identifier."""
+        root = self.u32(self.base, "root offset")
+        found = self.buf[self.base + 4:self.base + 8]
+        if found != ident:
+            raise FormatError(f"{self.where}: flatbuffer identifier {found!r} is not {ident!r}")
+        table = self.base + root
+        if root < 8 or table + 4 > self.end:
+            raise FormatError(f"{self.where}: root table offset {root} outside the buffer")
+        return table
 
+    def field(self, table: int, index: int, size: int) -> int:
+        """Position of field ``index`` (``size`` bytes) of the table at ``table``; 0 if absent."""
+        vtable = table - _I32.unpack_from(self.buf, table)[0]
+        if vtable < self.base or vtable + 4 > self.end:
+            raise FormatError(f"{self.where}: vtable at {vtable - self.base} outside the buffer")
+        vt_size, tbl_size = _U16_PAIR.unpack_from(self.buf, vtable)
+        if vt_size < 4 or vt_size % 2 or vtable + vt_size > self.end or table + tbl_size > self.end:
+            raise FormatError(f"{self.where}: malformed vtable at {vtable - self.base}")
+        slot = 4 + 2 * index
+        if slot + 2 > vt_size:
+            return 0
+        rel: int = _U16.unpack_from(self.buf, vtable + slot)[0]
+        if rel == 0:
+            return 0
+        if rel < 4 or rel + size > tbl_size:
+            raise FormatError(f"{self.where}: field {index} at {rel} outside its "
+                              f"{tbl_size}-byte table")
+        return table + rel
 
-def _vector(
-    buf: bytes | memoryview, pos: int, item_bytes: int, where: str, what: str
-) -> tuple[int, int]:
-    """(start, length) of the vector whose uoffset is at ``pos``, bounds-checked."""
-    start = _indirect(buf, pos, where, what)
-    n = _u32(buf, start, where, what)
-    if start + 4 + n * item_bytes > len(buf):
-        raise FormatError(
-            f"{where}: {what} claims {n} items of {item_bytes} bytes, past the buffer end"
-        )
-    return start + 4, n
+    def vector(self, pos: int, item_bytes: int, what: str) -> tuple[int, int]:
+        """(first item position, length) of the vector whose uoffset is at ``pos``."""
+        start = pos + self.u32(pos, what)
+        n = self.u32(start, what)
+        if start + 4 + n * item_bytes > self.end:
+            raise FormatError(
+                f"{self.where}: {what} claims {n} items of {item_bytes} bytes, past the "
+                f"buffer end"
+            )
+        return start + 4, n
 
 
 # --- IOHeader ---
@@ -227,19 +233,20 @@ def parse_ioheader(buf: bytes | memoryview, where: str) -> Aedat4Header:
     any malformed offset or field is a ``FormatError`` naming ``where``.
     """
     buf = bytes(buf)
-    table = _root_table(buf, b"IOHE", where)
-    pos = _field_pos(buf, table, 0, 4, where)
-    raw_compression = int.from_bytes(buf[pos:pos + 4], "little", signed=True) if pos else 0
+    flat = _Flatbuffer(buf, 0, len(buf), where)
+    table = flat.root(b"IOHE")
+    pos = flat.field(table, 0, 4)
+    raw_compression = _I32.unpack_from(buf, pos)[0] if pos else 0
     try:
         compression = Compression(raw_compression)
     except ValueError:
         raise FormatError(f"{where}: unknown AEDAT4 compression type {raw_compression}") from None
-    pos = _field_pos(buf, table, 1, 8, where)
+    pos = flat.field(table, 1, 8)
     data_table = int.from_bytes(buf[pos:pos + 8], "little", signed=True) if pos else -1
     xml = ""
-    pos = _field_pos(buf, table, 2, 4, where)
+    pos = flat.field(table, 2, 4)
     if pos:
-        start, n = _vector(buf, pos, 1, where, "infoNode string")
+        start, n = flat.vector(pos, 1, "infoNode string")
         xml = buf[start:start + n].decode("utf-8", errors="replace")
     return Aedat4Header(compression, data_table, parse_info_xml(xml, where), xml)
 
@@ -303,22 +310,21 @@ def compress(payload: bytes, compression: Compression) -> bytes:
 # --- packets ---
 
 
-def _raw_evts(flat: bytes, where: str) -> np.ndarray | None:
+def _raw_evts(data: bytes, where: str) -> np.ndarray | None:
     """The raw 16-byte event structs of a size-prefixed flatbuffer, None if it is not EVTS."""
-    if len(flat) < 12:
-        raise FormatError(f"{where}: packet payload of {len(flat)} bytes is too short")
-    size = int.from_bytes(flat[0:4], "little")
-    if size + 4 > len(flat):
-        raise FormatError(f"{where}: flatbuffer claims {size} bytes, payload has {len(flat) - 4}")
-    buf = memoryview(flat)[4:4 + size]
-    if bytes(buf[4:8]) != b"EVTS":
+    if len(data) < 12:
+        raise FormatError(f"{where}: packet payload of {len(data)} bytes is too short")
+    size = _U32.unpack_from(data, 0)[0]
+    if size + 4 > len(data):
+        raise FormatError(f"{where}: flatbuffer claims {size} bytes, payload has {len(data) - 4}")
+    if data[8:12] != b"EVTS":
         return None
-    table = _root_table(buf, b"EVTS", where)
-    pos = _field_pos(buf, table, 0, 4, where)
+    flat = _Flatbuffer(data, 4, 4 + size, where)
+    pos = flat.field(flat.root(b"EVTS"), 0, 4)
     if not pos:
         return np.zeros(0, dtype=RAW_EVENT_DTYPE)
-    start, n = _vector(buf, pos, RAW_EVENT_DTYPE.itemsize, where, "events vector")
-    return np.frombuffer(flat, dtype=RAW_EVENT_DTYPE, count=n, offset=4 + start)
+    start, n = flat.vector(pos, RAW_EVENT_DTYPE.itemsize, "events vector")
+    return np.frombuffer(data, dtype=RAW_EVENT_DTYPE, count=n, offset=start)
 
 
 @njit(cache=True, nogil=True)
