@@ -305,3 +305,24 @@ def test_data_table_written_on_seekable_files_only() -> None:
     assert bytes(pipe.data[:field]) == with_table[:field]
     assert bytes(pipe.data[field + 8:]) == with_table[field + 8:position]
     np.testing.assert_array_equal(read_bytes(bytes(pipe.data))[1], events)
+
+
+@pytest.mark.parametrize("split", [1, 9, 1000, 20_000])
+def test_tcp_capture_through_the_stream_decoder(shared: Path, split: int) -> None:
+    """The body decoder a live source can reuse: bytes in any split, state carried."""
+    data = (shared / "data" / WIRE).read_bytes()
+    size = struct.unpack_from("<I", data, 0)[0]
+    header = aedat4.parse_ioheader(data[4:4 + size], "tcp")
+    decoder = aedat4.Aedat4Decoder(header, 4 + size, "tcp")
+    pending = b""
+    offset = 4 + size
+    parts = []
+    for i in range(4 + size, len(data), split):
+        pending += data[i:i + split]
+        events, used = decoder.decode(memoryview(pending), offset, False)
+        parts.append(events)
+        offset += used
+        pending = pending[used:]
+    assert pending == b""
+    first = np.load(shared / "data" / f"{SAMPLE}.first1000.npy")
+    np.testing.assert_array_equal(np.concatenate(parts)[:1000], first)
