@@ -61,6 +61,13 @@ _STARTED, _LOOP, _HIGH, _LOW, _Y, _IS_CD, _BASE, _HAS_BASE = range(8)
 _N_STATE = 8
 
 
+# bit index of a power of two below 2^32 (de Bruijn multiply): set bits without a branch each
+_DE_BRUIJN_32 = 0x077CB531
+_BIT_INDEX = np.zeros(32, dtype=np.int64)
+for _k in range(32):
+    _BIT_INDEX[(((1 << _k) * _DE_BRUIJN_32) >> 27) & 31] = _k
+
+
 @njit(cache=True, nogil=True)
 def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out_y, out_p):
     n = words.shape[0]
@@ -76,33 +83,43 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
     has_base = state[_HAS_BASE]
     status = DONE
     i = pos
-    while i < n:
+    while started == 0 and i < n:  # words before the first EVT_TIME_HIGH are skipped
         w = np.int64(words[i])
-        kind = w >> 12
-        content = w & 0xFFF
-        if started == 0:
-            if kind == 0x8:
-                started = 1
-                high = content
-                low = 0
-            i += 1
-            continue
+        if (w >> 12) == 0x8:
+            started = 1
+            high = w & 0xFFF
+            low = 0
+        i += 1
+    t = t_offset + (loop << 24) + (high << 12) + low
+    valid = is_cd != 0 and y < height
+    while i < n:
         if n_out + 32 > cap:
             status = FULL
             break
-        if kind == 0x2:  # EVT_ADDR_X
-            if is_cd != 0 and y < height:
-                out_t[n_out] = t_offset + (loop << 24) + (high << 12) + low
-                out_x[n_out] = content & 0x7FF
-                out_y[n_out] = y
-                out_p[n_out] = content >> 11
-                n_out += 1
+        w = np.int64(words[i])
+        kind = w >> 12
+        content = w & 0xFFF
+        if kind == 0x2:  # EVT_ADDR_X: written always, kept when the row is a valid CD row
+            out_t[n_out] = t
+            out_x[n_out] = content & 0x7FF
+            out_y[n_out] = y
+            out_p[n_out] = content >> 11
+            n_out += valid
+            i += 1
+        elif kind == 0x0:  # EVT_ADDR_Y (CD)
+            y = content
+            is_cd = 1
+            valid = y < height
+            i += 1
+        elif kind == 0x6:  # EVT_TIME_LOW, taken as it is
+            low = content
+            t = t_offset + (loop << 24) + (high << 12) + low
             i += 1
         elif kind == 0x4:  # VECT_12, VECT_12, VECT_8
             if i + 3 > n:
                 status = PARTIAL
                 break
-            if is_cd != 0 and y < height:
+            if valid:
                 x0 = base & 0xF7FF
                 if has_base != 0 and x0 + 32 <= width:
                     mask = (
@@ -110,18 +127,16 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
                         | ((np.int64(words[i + 1]) & 0xFFF) << 12)
                         | ((np.int64(words[i + 2]) & 0xFF) << 24)
                     )
-                    t = t_offset + (loop << 24) + (high << 12) + low
                     pol = (base >> 11) & 1
-                    k = 0
                     while mask != 0:
-                        if mask & 1:
-                            out_t[n_out] = t
-                            out_x[n_out] = (x0 + k) & 0xFFFF
-                            out_y[n_out] = y
-                            out_p[n_out] = pol
-                            n_out += 1
-                        mask >>= 1
-                        k += 1
+                        bit = mask & -mask
+                        k = _BIT_INDEX[((bit * _DE_BRUIJN_32) >> 27) & 31]
+                        out_t[n_out] = t
+                        out_x[n_out] = (x0 + k) & 0xFFFF
+                        out_y[n_out] = y
+                        out_p[n_out] = pol
+                        n_out += 1
+                        mask ^= bit
                 else:
                     has_base = 0
                 base += 32
@@ -132,16 +147,11 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
             if high != content:
                 low = 0
             high = content
-            i += 1
-        elif kind == 0x6:  # EVT_TIME_LOW
-            low = content
-            i += 1
-        elif kind == 0x0:  # EVT_ADDR_Y (CD)
-            y = content
-            is_cd = 1
+            t = t_offset + (loop << 24) + (high << 12) + low
             i += 1
         elif kind == 0x1:  # ADDR_Y of a non-CD (EM) event
             is_cd = 0
+            valid = False
             i += 1
         elif kind == 0x3:  # VECT_BASE_X
             base = content
