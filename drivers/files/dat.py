@@ -20,6 +20,7 @@ from .base import FileHeader
 from .percent_header import (
     evt_version,
     header_geometry,
+    is_dat_header,
     read_percent_header,
     sniff_percent_header,
 )
@@ -86,10 +87,7 @@ class DatFormat:
 
     def sniff(self, head: bytes) -> bool:
         header = sniff_percent_header(head)
-        if header is None or evt_version(header) is not None:
-            return False
-        first = header.lines[0] if header.lines else ""
-        return first.startswith("Data file containing") or header.get("version") is not None
+        return header is not None and evt_version(header) is None and is_dat_header(header)
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
         header = read_percent_header(f, where)

@@ -43,6 +43,7 @@ from .percent_header import (
     format_percent_header,
     header_geometry,
     header_t_offset_us,
+    raw_evt_version,
     read_percent_header,
     sniff_percent_header,
 )
@@ -341,7 +342,7 @@ class Evt3Format:
 
     def sniff(self, head: bytes) -> bool:
         header = sniff_percent_header(head)
-        return header is not None and evt_version(header) == "3.0"
+        return header is not None and raw_evt_version(header) == "3.0"
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
         header = read_percent_header(f, where)

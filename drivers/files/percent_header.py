@@ -139,6 +139,29 @@ def evt_version(header: PercentHeader) -> str | None:
     return None
 
 
+def is_dat_header(header: PercentHeader) -> bool:
+    """True for a ``.dat`` header (``% Data file containing ...`` or ``% Version``)."""
+    first = header.lines[0] if header.lines else ""
+    return first.startswith("Data file containing") or header.get("version") is not None
+
+
+def raw_evt_version(header: PercentHeader) -> str | None:
+    """The EVT version of a ``.raw`` header: stated, else implied by the sensor.
+
+    A header without ``% evt`` / ``% format`` (old recordings) is EVT 2.0 for
+    Gen3 sensors and EVT 3.0 for the later ones OpenEB knows, as OpenEB reads them.
+    """
+    stated = evt_version(header)
+    if stated is not None or is_dat_header(header):
+        return stated
+    if header.get("system_id") is None and header.get("plugin_name") is None:
+        return None
+    geometry = _generation_geometry(header)
+    if geometry is None:
+        return None
+    return "2.0" if tuple(geometry[:2]) == (640, 480) else "3.0"
+
+
 def header_geometry(header: PercentHeader) -> Geometry | None:
     """The sensor geometry the header states or implies, or None."""
     _, options = format_options(header)

@@ -83,6 +83,7 @@ def inspect_file(
         header, chunks = open_events(f, describe(path), fmt, chunk_bytes)
         for events in chunks:
             summary.add(events)
+            del events  # let the chunk go before the next one is decoded
     geometry = header.geometry
     return {
         "path": str(path),
@@ -168,6 +169,7 @@ def convert_file(
             for events in chunks:
                 writer.write(events)
                 count += len(events)
+                del events  # let the chunk go before the next one is decoded
             writer.close()
     except BaseException:
         with contextlib.suppress(OSError):

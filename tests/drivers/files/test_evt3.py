@@ -203,3 +203,13 @@ def test_truncated_or_corrupted_file_never_raises_anything_else(events, cut, fli
 
 def test_warm_up_runs():
     warm_up()
+
+
+def test_headers_without_an_evt_line_follow_the_sensor():
+    from spikegate.drivers.files import evt2
+
+    gen3 = b"% plugin_name hal_plugin_gen3_fx3\n% system_ID 21\n"
+    gen41 = b"% plugin_name hal_plugin_gen41_evk3\n% system_ID 48\n"
+    assert evt2.FORMAT.sniff(gen3) and not FORMAT.sniff(gen3)
+    assert FORMAT.sniff(gen41) and not evt2.FORMAT.sniff(gen41)
+    assert not FORMAT.sniff(b"% Data file containing CD events.\n% plugin_name gen41\n")

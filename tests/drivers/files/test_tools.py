@@ -140,3 +140,16 @@ def test_inspect_memory_does_not_grow_with_file_size(tmp_path):
         assert info["count"] in (10_000, 100_000)
     # 10× the events, the same chunk: the peak is one chunk's events, not the file's
     assert peaks[1] < 2 * peaks[0] + (1 << 20)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("suffix", [".raw", ".npy", ".csv"])
+@pytest.mark.parametrize("name", ["aermanager_data_sample.aedat4", "faery_evt2.raw",
+                                  "expelliarmus_evt3_sample.raw", "tonic_sample_ncars.dat"])
+def test_convert_real_files_round_trip(shared, tmp_path, name, suffix):
+    # absolute Unix µs (AEDAT4) and sensor clocks alike come back exactly
+    src = shared / "data" / name
+    _, original = read_events(src)
+    convert_file(src, tmp_path / f"out{suffix}")
+    _, back = read_events(tmp_path / f"out{suffix}")
+    np.testing.assert_array_equal(back, original)
