@@ -39,11 +39,11 @@ def make_packet(
 def shared() -> Path:
     """../shared, or a clean skip when it is absent (a user's machine).
 
-    Under CI (``SPIKEGATE_REQUIRE_SHARED=1``) its absence is a failure.
+    Under CI (``REQUIRE_SHARED_DATA=1``) its absence is a failure.
     """
     if not (SHARED / "data").is_dir():
-        if os.environ.get("SPIKEGATE_REQUIRE_SHARED") == "1":
-            pytest.fail(f"{SHARED} is missing but SPIKEGATE_REQUIRE_SHARED=1")
+        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"{SHARED} is missing but REQUIRE_SHARED_DATA=1")
         pytest.skip(f"real data not available: {SHARED} is absent")
     return SHARED
 

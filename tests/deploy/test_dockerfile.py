@@ -91,7 +91,8 @@ def test_replay_install_and_start_in_a_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     cache = tmp_path / "cache"
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPIKEGATE_")}
+    env["PATH"] = f"{venv / 'bin'}:{os.environ['PATH']}"
     env.pop("VIRTUAL_ENV", None)
     for op, args in ops:
         if op == "ENV":
