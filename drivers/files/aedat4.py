@@ -16,7 +16,10 @@ whatever its position; every other stream is skipped without decompressing.
 
 The same body (IOHeader, then packets) is what dv-processing's
 ``NetworkWriter`` sends over TCP: ``parse_ioheader``, ``decode_packet_payload``
-and ``encode_evts_packet`` are the public pieces a live source reuses.
+and ``encode_evts_packet`` are the public pieces a live source reuses, and
+``Aedat4Decoder(header, body_offset, where)`` decodes such a body from bytes
+in any split. ``Aedat4Writer`` (the recorder's format) writes one EVTS stream
+that we, the ``aedat`` package and dv-processing read back identically.
 """
 
 from __future__ import annotations
