@@ -326,3 +326,28 @@ def test_tcp_capture_through_the_stream_decoder(shared: Path, split: int) -> Non
     assert pending == b""
     first = np.load(shared / "data" / f"{SAMPLE}.first1000.npy")
     np.testing.assert_array_equal(np.concatenate(parts)[:1000], first)
+
+
+def test_two_event_streams_read_the_lowest_id_only() -> None:
+    xml = IMU_FIRST_XML.replace(
+        '        <node name="0" path="/outInfo/0/">\n'
+        '            <attr key="originalOutputName" type="string">imu</attr>\n'
+        '            <attr key="typeIdentifier" type="string">IMUS</attr>',
+        '        <node name="0" path="/outInfo/0/">\n'
+        '            <attr key="originalOutputName" type="string">events</attr>\n'
+        '            <attr key="typeIdentifier" type="string">EVTS</attr>')
+    first, second = random_events(40, seed=6), random_events(30, seed=7)
+    data = b"".join([aedat4.MAGIC, aedat4.encode_ioheader(aedat4.Compression.NONE, xml),
+                     aedat4.encode_evts_packet(second, 1, 0),
+                     aedat4.encode_evts_packet(first, 0, 0)])
+    geometry, decoded = read_bytes(data)
+    assert geometry is None  # stream 0 names no sensor size
+    np.testing.assert_array_equal(decoded, first)
+
+
+def test_file_without_event_stream_has_no_events() -> None:
+    xml = IMU_FIRST_XML.replace(">EVTS<", ">TRIG<")
+    data = b"".join([aedat4.MAGIC, aedat4.encode_ioheader(aedat4.Compression.LZ4, xml),
+                     imus_packet(0, aedat4.Compression.LZ4)])
+    geometry, decoded = read_bytes(data)
+    assert geometry is None and len(decoded) == 0
