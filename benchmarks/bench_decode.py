@@ -210,8 +210,11 @@ def main() -> None:
     print("\nPeak memory of inspect_file (tracemalloc; 1 MiB read chunks)\n")
     print("| file | events | size (MB) | peak traced (MB) |")
     print("|---|---:|---:|---:|")
+    evt3_30x = tmp / "evt3_30x.raw"
+    write_repeated(evt3_sample, evt3_30x, lambda f, g: evt3.Evt3Writer(f, g), 30)
     for label, path in (("EVT 3.0 sample", evt3_sample), ("EVT 3.0 10×", evt3_10x),
-                        ("EVT 2.0 sample", evt2_sample), ("EVT 2.0 10×", evt2_10x)):
+                        ("EVT 3.0 30×", evt3_30x), ("EVT 2.0 sample", evt2_sample),
+                        ("EVT 2.0 10×", evt2_10x)):
         info = inspect_file(path)
         print(f"| {label} | {info['count']:,} | {path.stat().st_size / 1e6:.1f} | "
               f"{peak_inspect_bytes(path) / 1e6:.1f} |")

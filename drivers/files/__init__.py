@@ -82,8 +82,8 @@ def open_events(
     open_chunks = getattr(fmt, "open_chunks", None)
     if open_chunks is not None:  # not a byte stream (a zip archive): the format reads itself
         if chunk_bytes is None:
-            return open_chunks(f, where)  # type: ignore[no-any-return]
-        return open_chunks(f, where, chunk_bytes)  # type: ignore[no-any-return]
+            return open_chunks(f, where)
+        return open_chunks(f, where, chunk_bytes)
     if chunk_bytes is None:
         return iter_event_chunks(f, fmt, where)
     return iter_event_chunks(f, fmt, where, chunk_bytes)

@@ -73,7 +73,7 @@ class DatDecoder:
         n_records = len(buf) // RECORD_BYTES
         words = np.frombuffer(buf, dtype="<u4", count=2 * n_records)
 
-        def step(pos, out_t, out_x, out_y, out_p):  # type: ignore[no-untyped-def]
+        def step(pos, out_t, out_x, out_y, out_p):
             return _decode_kernel(words, pos, self.state, out_t, out_x, out_y, out_p)
 
         events, used, _ = collect_events(step, n_records, 1.0, 1)
@@ -81,8 +81,8 @@ class DatDecoder:
 
 
 class DatFormat:
-    name = "dat"
-    extensions = (".dat",)
+    name: str = "dat"
+    extensions: tuple[str, ...] = (".dat",)
     label = "Prophesee DAT"
 
     def sniff(self, head: bytes) -> bool:

@@ -54,36 +54,40 @@ _STARTED, _HIGH, _LOOP = range(3)
 @njit(cache=True, nogil=True)
 def _decode_kernel(words, pos, state, t_offset, out_t, out_x, out_y, out_p):
     n = words.shape[0]
-    cap = out_t.shape[0]
-    n_out = 0
     started = state[_STARTED]
     high = state[_HIGH]
     loop = state[_LOOP]
-    status = DONE
+    n_out = 0
     i = pos
-    while i < n:
+    while started == 0 and i < n:  # words before the first EVT_TIME_HIGH are skipped
+        w = np.int64(words[i])
+        if (w >> 28) == 0x8:
+            high = w & 0x0FFFFFFF
+            started = 1
+        i += 1
+    # one word makes at most one event: stop where the output would be full
+    end = min(n, i + out_t.shape[0])
+    t_base = t_offset + (loop << 34) + (high << 6)
+    while i < end:
         w = np.int64(words[i])
         kind = w >> 28
         if kind == 0x8:
             new_high = w & 0x0FFFFFFF
-            if started != 0 and high - new_high >= _HIGH_RANGE // 2:
+            if high - new_high >= _HIGH_RANGE // 2:
                 loop += 1
             high = new_high
-            started = 1
-        elif kind <= 0x1 and started != 0:
-            if n_out >= cap:
-                status = FULL
-                break
-            out_t[n_out] = t_offset + (loop << 34) + (high << 6) + ((w >> 22) & 0x3F)
+            t_base = t_offset + (loop << 34) + (high << 6)
+        else:  # written always, kept for CD_OFF / CD_ON (EXT_TRIGGER, OTHERS...: skipped)
+            out_t[n_out] = t_base + ((w >> 22) & 0x3F)
             out_x[n_out] = (w >> 11) & 0x7FF
             out_y[n_out] = w & 0x7FF
-            out_p[n_out] = kind
-            n_out += 1
+            out_p[n_out] = kind & 1
+            n_out += kind <= 1
         i += 1
     state[_STARTED] = started
     state[_HIGH] = high
     state[_LOOP] = loop
-    return n_out, i, status
+    return n_out, i, DONE if i == n else FULL
 
 
 _E_STARTED, _E_HIGH = range(2)
@@ -141,7 +145,7 @@ class Evt2Decoder:
         n_words = len(buf) // 4
         words = np.frombuffer(buf, dtype="<u4", count=n_words)
 
-        def step(pos, out_t, out_x, out_y, out_p):  # type: ignore[no-untyped-def]
+        def step(pos, out_t, out_x, out_y, out_p):
             return _decode_kernel(words, pos, self.state, self.t_offset_us,
                                   out_t, out_x, out_y, out_p)
 
@@ -202,8 +206,8 @@ class Evt2Writer:
 
 
 class Evt2Format:
-    name = "evt2"
-    extensions = (".raw",)
+    name: str = "evt2"
+    extensions: tuple[str, ...] = (".raw",)
     label = "Prophesee EVT 2.0"
 
     def sniff(self, head: bytes) -> bool:

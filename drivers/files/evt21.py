@@ -40,7 +40,7 @@ from .percent_header import (
     read_percent_header,
     sniff_percent_header,
 )
-from .words import DONE, FULL, collect_events
+from .words import DONE, FULL, bit_index, collect_events
 
 WORD_BYTES = 8
 _HIGH_RANGE = 1 << 28
@@ -80,16 +80,14 @@ def _decode_kernel(halves, pos, upper_first, state, out_t, out_x, out_y, out_p):
             t = (loop << 34) + (high << 6) + ((upper >> 22) & 0x3F)
             x0 = (upper >> 11) & 0x7FF
             y = upper & 0x7FF
-            k = 0
             while mask != 0:
-                if mask & 1:
-                    out_t[n_out] = t
-                    out_x[n_out] = x0 + k
-                    out_y[n_out] = y
-                    out_p[n_out] = kind
-                    n_out += 1
-                mask >>= 1
-                k += 1
+                bit = mask & -mask
+                out_t[n_out] = t
+                out_x[n_out] = x0 + bit_index(bit)
+                out_y[n_out] = y
+                out_p[n_out] = kind
+                n_out += 1
+                mask ^= bit
         i += 1
     state[_STARTED] = started
     state[_HIGH] = high
@@ -109,7 +107,7 @@ class Evt21Decoder:
         n_words = len(buf) // WORD_BYTES
         halves = np.frombuffer(buf, dtype="<u4", count=2 * n_words)
 
-        def step(pos, out_t, out_x, out_y, out_p):  # type: ignore[no-untyped-def]
+        def step(pos, out_t, out_x, out_y, out_p):
             return _decode_kernel(halves, pos, self.upper_first, self.state,
                                   out_t, out_x, out_y, out_p)
 
@@ -118,8 +116,8 @@ class Evt21Decoder:
 
 
 class Evt21Format:
-    name = "evt21"
-    extensions = (".raw",)
+    name: str = "evt21"
+    extensions: tuple[str, ...] = (".raw",)
     label = "Prophesee EVT 2.1"
 
     def sniff(self, head: bytes) -> bool:

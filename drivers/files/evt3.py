@@ -47,7 +47,15 @@ from .percent_header import (
     read_percent_header,
     sniff_percent_header,
 )
-from .words import DONE, FULL, PARTIAL, check_writable, collect_events, time_steps
+from .words import (
+    DONE,
+    FULL,
+    PARTIAL,
+    bit_index,
+    check_writable,
+    collect_events,
+    time_steps,
+)
 
 MAX_COORD = 2048
 """EVT 3.0 addresses are 11 bits."""
@@ -60,13 +68,6 @@ _VECTOR_MIN_RUN = 5
 # decoder state slots
 _STARTED, _LOOP, _HIGH, _LOW, _Y, _IS_CD, _BASE, _HAS_BASE = range(8)
 _N_STATE = 8
-
-
-# bit index of a power of two below 2^32 (de Bruijn multiply): set bits without a branch each
-_DE_BRUIJN_32 = 0x077CB531
-_BIT_INDEX = np.zeros(32, dtype=np.int64)
-for _k in range(32):
-    _BIT_INDEX[(((1 << _k) * _DE_BRUIJN_32) >> 27) & 31] = _k
 
 
 @njit(cache=True, nogil=True)
@@ -131,7 +132,7 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
                     pol = (base >> 11) & 1
                     while mask != 0:
                         bit = mask & -mask
-                        k = _BIT_INDEX[((bit * _DE_BRUIJN_32) >> 27) & 31]
+                        k = bit_index(bit)
                         out_t[n_out] = t
                         out_x[n_out] = (x0 + k) & 0xFFFF
                         out_y[n_out] = y
@@ -268,7 +269,7 @@ class Evt3Decoder:
         n_words = len(buf) // 2
         words = np.frombuffer(buf, dtype="<u2", count=n_words)
 
-        def step(pos, out_t, out_x, out_y, out_p):  # type: ignore[no-untyped-def]
+        def step(pos, out_t, out_x, out_y, out_p):
             return _decode_kernel(words, pos, self.state, self.width, self.height,
                                   self.t_offset_us, out_t, out_x, out_y, out_p)
 
@@ -336,8 +337,8 @@ class Evt3Writer:
 
 
 class Evt3Format:
-    name = "evt3"
-    extensions = (".raw",)
+    name: str = "evt3"
+    extensions: tuple[str, ...] = (".raw",)
     label = "Prophesee EVT 3.0"
 
     def sniff(self, head: bytes) -> bool:

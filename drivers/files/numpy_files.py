@@ -233,8 +233,8 @@ class NpyWriter:
 
 
 class NpyFormat:
-    name = "npy"
-    extensions = (".npy",)
+    name: str = "npy"
+    extensions: tuple[str, ...] = (".npy",)
     label = "NumPy .npy (t, x, y, p)"
 
     def sniff(self, head: bytes) -> bool:
@@ -280,8 +280,8 @@ class NpzWriter:
 
 
 class NpzFormat:
-    name = "npz"
-    extensions = (".npz",)
+    name: str = "npz"
+    extensions: tuple[str, ...] = (".npz",)
     label = "NumPy .npz (t, x, y, p)"
 
     def sniff(self, head: bytes) -> bool:
@@ -533,8 +533,8 @@ def _csv_columns(line: bytes) -> tuple[int, int, int, int] | None:
 
 
 class CsvFormat:
-    name = "csv"
-    extensions = (".csv",)
+    name: str = "csv"
+    extensions: tuple[str, ...] = (".csv",)
     label = "CSV (t, x, y, p)"
 
     def sniff(self, head: bytes) -> bool:

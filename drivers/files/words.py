@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry
@@ -19,6 +20,18 @@ from ..packet import EVENT_DTYPE, Geometry
 DONE = 0
 FULL = 1
 PARTIAL = 2
+
+_DE_BRUIJN_32 = 0x077CB531
+_BIT_INDEX = np.zeros(32, dtype=np.int64)
+for _k in range(32):
+    _BIT_INDEX[(((1 << _k) * _DE_BRUIJN_32) >> 27) & 31] = _k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bit_index(bit: int) -> int:
+    """Index of a single set bit below 2^32 (a de Bruijn multiply, no branch)."""
+    return _BIT_INDEX[((bit * _DE_BRUIJN_32) >> 27) & 31]
+
 
 KernelStep = Callable[
     [int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[int, int, int]
