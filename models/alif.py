@@ -17,8 +17,11 @@ On a time grid (``models.profiles``) ``v`` follows the profile's LIF step and
     z = [v > θ]  ([v ≥ θ] where the profile says so)
     reset: v ← v_reset (zero) or v ← v − θ (subtract);  a ← a + adapt_jump·z
 
-Yin et al.'s neuron (``b ← ρ·b + (1 − ρ)·z``, ``B = b0 + β·b``) is this with
-``adapt_jump = 1 − ρ``.
+Yin et al.'s adaptation (``b_t = ρ·b_{t−1} + (1 − ρ)·z_{t−1}``,
+``B = b0 + β·b``) is this one with ``adapt_jump = (1 − ρ)/ρ`` (here the jump
+lands at the spike and decays with the next step); their membrane differs in
+two details: the input enters as ``(1 − α)·R·x`` and a reset subtracts the
+*next* step's threshold ``B_t``.
 
 NIR has no such node: it is written as a node of type ``"ALIF"`` (see
 docs/nir-extensions.md) that readers without this extension refuse by name.

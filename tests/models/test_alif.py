@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import nir
 import numpy as np
 import pytest
@@ -217,3 +219,22 @@ def test_alif_network_equals_run_reference():
     (alif_net, _), x, _ = _network_pair(beta=1.5)
     want = run_reference(alif_net.graph, alif_net.profile, x)
     np.testing.assert_array_equal(alif_net.run(x, record=["n"])["n"], want["n"])
+
+
+def test_adaptation_matches_yin_et_al_with_jump_expm1():
+    """b_t = ρ·b_{t−1} + (1 − ρ)·z_{t−1} (Yin et al. 2021) is our a before the step's jump."""
+    rng = np.random.default_rng(2)
+    layer = make_alif_layer(3, rng, tau_adp_s=0.1)
+    params = layer.params
+    jump = np.expm1(1e-3 / params.tau_adp)  # (1 − ρ)/ρ with ρ = exp(−dt/τ_adp)
+    layer = dataclasses.replace(layer, params=dataclasses.replace(params, adapt_jump=jump))
+    coeffs = alif_coefficients(layer, make_profile("exact", dt_s=1e-3))
+    x = (rng.random((300, 3)) < 0.3) * 3.0 / coeffs.lif.gain_v
+    z, _, a_after = run_alif(x, coeffs)
+    assert z.sum() > 10
+    rho = coeffs.rho
+    b = np.zeros(3)
+    for k in range(1, 300):
+        b = rho * b + (1 - rho) * z[k - 1]
+        a_before_jump = a_after[k] - coeffs.adapt_jump * z[k]
+        np.testing.assert_allclose(a_before_jump, b, rtol=1e-9, atol=1e-12)
