@@ -77,6 +77,10 @@ class StepResult:
     synops: int
     neuron_updates: int
 
+    @property
+    def synops_total(self) -> int:
+        return self.synops
+
 
 class TrackerNetwork:
     """Position-tuned LIF populations over a DVS; ``step(events)`` runs them event by event."""

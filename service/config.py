@@ -100,8 +100,19 @@ class WavSourceConfig(_Strict):
     speed: float = Field(1.0, gt=0)
 
 
+class IngestSourceConfig(_Strict):
+    """Events pushed by clients over ``/ws/ingest?source=NAME`` (see drivers/net/ws_ingest.py)."""
+
+    kind: Literal["ingest"] = "ingest"
+    name: str = "ingest"
+    width: int = Field(ge=1, le=32768)
+    height: int = Field(ge=1, le=32768)
+    max_pending_frames: int = Field(1024, ge=1, le=1_000_000)
+
+
 SourceConfig = Annotated[
-    DemoSourceConfig | FileSourceConfig | UdpSourceConfig | DvTcpSourceConfig | WavSourceConfig,
+    DemoSourceConfig | FileSourceConfig | UdpSourceConfig | DvTcpSourceConfig | WavSourceConfig
+    | IngestSourceConfig,
     Field(discriminator="kind"),
 ]
 
@@ -125,6 +136,7 @@ class NirModelConfig(_Strict):
     profile: Literal["exact", "snntorch", "norse", "sinabs"] = "exact"
     dt_s: float | None = Field(None, gt=0)
     reset: Literal["zero", "subtract"] | None = None
+    fit: Literal["scale", "crop"] = "scale"  # sensor coordinates → the model's input
 
 
 ModelConfig = Annotated[TrackerModelConfig | NirModelConfig, Field(discriminator="kind")]

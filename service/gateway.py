@@ -15,6 +15,8 @@ from .config import (
     DvTcpSourceConfig,
     FileSourceConfig,
     HttpSinkConfig,
+    IngestSourceConfig,
+    NirModelConfig,
     PipelineConfig,
     Settings,
     SinkConfig,
@@ -24,7 +26,7 @@ from .config import (
     WavSourceConfig,
     WebSocketSinkConfig,
 )
-from .decoding import Decoder, TrackerDecoder
+from .decoding import ArgmaxDecoder, Decoder, TrackerDecoder
 from .pipeline import Core, Pipeline, Source
 from .sinks import HttpSink, Sink, WebSocketSink
 from .warmup import warm_up_all
@@ -58,6 +60,11 @@ def build_source(cfg: SourceConfig) -> Source:
 
         return WavSource(cfg.path, CochleaConfig(n_channels=cfg.n_channels), name=cfg.name,
                          realtime=cfg.realtime, speed=cfg.speed)
+    if isinstance(cfg, IngestSourceConfig):
+        from spikegate.drivers.net.ws_ingest import IngestSource
+
+        return IngestSource(Geometry(cfg.width, cfg.height), name=cfg.name,
+                            max_pending_frames=cfg.max_pending_frames)
     raise ValueError(f"unknown source kind {cfg!r}")
 
 
@@ -68,7 +75,15 @@ def build_core(cfg: PipelineConfig, source: Source) -> tuple[Core, Decoder]:
         net = TrackerNetwork(source.geometry, model.n_x, model.n_y, model.tau_ms, model.v_th,
                              gain=model.gain)
         return net, TrackerDecoder(net.output_size, net.decode, interval_us)
-    raise ValueError(f"pipeline {cfg.name}: model kind {model.kind!r} is not available yet")
+    if isinstance(model, NirModelConfig):
+        from spikegate.models.network import load_model
+
+        from .cores import ModelCore
+
+        network = load_model(model.path, model.profile, model.dt_s, model.reset)
+        core = ModelCore(network, source.geometry, model.fit)
+        return core, ArgmaxDecoder(core.output_size, interval_us)
+    raise ValueError(f"pipeline {cfg.name}: unknown model kind {model.kind!r}")
 
 
 def build_sink(cfg: SinkConfig) -> Sink:

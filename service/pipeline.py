@@ -59,8 +59,10 @@ class Source(Protocol):
 
 
 class StepOutput(Protocol):
-    spikes: np.ndarray
-    synops: int
+    spikes: np.ndarray  # SPIKE_DTYPE
+
+    @property
+    def synops_total(self) -> int: ...
 
 
 class Core(Protocol):
@@ -112,6 +114,8 @@ class Pipeline:
         self.source_packets = 0
         self.source_done = False
         self.source_error: str | None = None
+        self.taps: set[Callable[[EventPacket], None]] = set()
+        """Called with every source packet before the queue (``/ws/events``); never block."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def warm_up(self) -> None:
@@ -137,6 +141,8 @@ class Pipeline:
             async for packet in self.source.packets():
                 self.source_packets += 1
                 self.source_rate.add(len(packet))
+                for tap in tuple(self.taps):
+                    tap(packet)
                 await self.queue.put(packet)
         except asyncio.CancelledError:
             raise
@@ -216,13 +222,13 @@ class Pipeline:
                 c.kernel_s += core_s
                 c.events += int(events.shape[0])
                 c.spikes += int(result.spikes.shape[0])
-                c.synops += int(result.synops)
+                c.synops += int(result.synops_total)
                 t_us = int(events["t"][-1]) if events.shape[0] else last.t_last_us
                 out = OutputPacket(
                     pipeline=self.name, seq=last.seq, ingress_ns=batch[0].ingress_ns,
                     t_us=t_us, spikes=result.spikes,
                     commands=self.decoder.decode(result.spikes, t_us),
-                    synops=int(result.synops), events_in=int(events.shape[0]))
+                    synops=int(result.synops_total), events_in=int(events.shape[0]))
                 self.core_latency.add_ns(batch[0].ingress_ns)
                 self.hub.put_nowait(out)
                 if rest is None:
