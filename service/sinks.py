@@ -19,6 +19,7 @@ from spikegate.drivers.packet import OutputPacket
 
 from .queues import BoundedQueue, FullPolicy
 from .stats import LatencyWindow, RateMeter
+from .subscribers import WebSocketClient, output_messages
 
 log = logging.getLogger("spikegate.sinks")
 
@@ -95,24 +96,6 @@ class Sink:
         }
 
 
-class WebSocketClient:
-    """One subscriber: its own bounded buffer and send task; what it misses is counted."""
-
-    def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64) -> None:
-        self.ws = ws
-        self.buffer: BoundedQueue[dict[str, Any]] = BoundedQueue(buffer_size,
-                                                                  FullPolicy.DROP_OLDEST)
-        self.sent = 0
-
-    async def send_loop(self) -> None:
-        while not self.ws.closed:
-            message = await self.buffer.get()
-            if self.buffer.dropped:
-                message = {**message, "missed": self.buffer.dropped}
-            await self.ws.send_json(message)
-            self.sent += 1
-
-
 class WebSocketSink(Sink):
     """Fans outputs out to every websocket subscriber of the pipeline."""
 
@@ -124,8 +107,9 @@ class WebSocketSink(Sink):
         self.clients: set[WebSocketClient] = set()
         self.client_drops = 0
 
-    def subscribe(self, ws: web.WebSocketResponse) -> WebSocketClient:
-        client = WebSocketClient(ws, self.client_buffer)
+    def subscribe(self, ws: web.WebSocketResponse, format: str = "json") -> WebSocketClient:
+        """A new client getting outputs as JSON text or binary spike frames (+ JSON commands)."""
+        client = WebSocketClient(ws, self.client_buffer, format)
         self.clients.add(client)
         return client
 
@@ -137,9 +121,13 @@ class WebSocketSink(Sink):
         return bool(self.clients)
 
     async def deliver(self, out: OutputPacket) -> None:
-        message = out.to_json()
+        encoded: dict[str, list] = {}  # each format encoded once, shared by its clients
         for client in list(self.clients):
-            client.buffer.put_nowait(message)
+            messages = encoded.get(client.format)
+            if messages is None:
+                messages = encoded[client.format] = output_messages(out, client.format)
+            for message in messages:
+                client.offer(message)
 
     def stats(self) -> dict[str, Any]:
         base = super().stats()

@@ -1,0 +1,157 @@
+"""Websocket subscribers: one bounded buffer and one send task per client.
+
+A producer (the websocket sink, the source tap, the ingest handler) only ever
+``offer``s a message, which never waits: a full buffer drops its oldest
+message. The client's own send task awaits the socket, so a slow client
+stalls nobody but itself. What it missed is told in the next message it gets:
+the ``missed`` field of a binary frame's header, or ``"missed": N`` in a JSON
+object (N = messages lost since the previous one it received).
+
+``EventsSubscriber`` also thins the events it is offered down to its
+``max_rate_ev_s`` (every k-th event of a packet, flagged ``DECIMATED``) and
+halves that rate while its buffer is more than half full.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from spikegate.drivers.net.frames import FrameFlag, encode_frame, with_missed
+from spikegate.drivers.packet import SPIKE_DTYPE, EventPacket, OutputPacket
+
+from .queues import BoundedQueue, FullPolicy
+
+Message = bytes | str
+"""A binary frame or a JSON object as text."""
+
+OUTPUT_FORMATS = ("json", "binary")
+BURST_S = 0.1
+"""An events subscriber's budget holds at most this many seconds of its rate."""
+MIN_RATE_FACTOR = 1.0 / 1024
+
+
+def tell_missed(message: Message, missed: int) -> Message:
+    """``message`` carrying ``missed``: in a frame's header, or as a key of a JSON object."""
+    if isinstance(message, bytes):
+        return with_missed(message, missed)
+    return f'{message[:-1]}, "missed": {missed}}}' if message != "{}" else \
+        f'{{"missed": {missed}}}'
+
+
+class WebSocketClient:
+    """One subscriber: its own bounded buffer (drop-oldest) and send task."""
+
+    def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
+                 format: str = "json") -> None:
+        if format not in OUTPUT_FORMATS:
+            raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {format!r}")
+        self.ws = ws
+        self.format = format
+        self.buffer: BoundedQueue[Message] = BoundedQueue(buffer_size, FullPolicy.DROP_OLDEST)
+        self.sent = 0
+        self.sent_bytes = 0
+        self._told = 0
+
+    @property
+    def missed(self) -> int:
+        """Messages dropped from this client's buffer so far."""
+        return self.buffer.dropped
+
+    def offer(self, message: Message | dict[str, Any]) -> bool:
+        """Queue ``message`` without waiting; False when that dropped an older one."""
+        if isinstance(message, dict):
+            message = json.dumps(message, separators=(",", ":"))
+        return self.buffer.put_nowait(message)
+
+    async def send_loop(self) -> None:
+        """Send what is buffered until the socket closes (run as this client's task)."""
+        while not self.ws.closed:
+            message = await self.buffer.get()
+            try:
+                missed = self.buffer.dropped - self._told
+                if missed:
+                    self._told = self.buffer.dropped
+                    message = tell_missed(message, missed)
+                if isinstance(message, bytes):
+                    await self.ws.send_bytes(message)
+                else:
+                    await self.ws.send_str(message)
+                self.sent += 1
+                self.sent_bytes += len(message)
+            finally:
+                self.buffer.task_done()
+
+
+def output_messages(out: OutputPacket, format: str) -> list[Message]:
+    """What a subscriber in ``format`` receives for one output packet."""
+    if format == "json":
+        return [json.dumps(out.to_json(), separators=(",", ":"))]
+    spikes = out.spikes
+    if spikes.dtype != SPIKE_DTYPE:
+        converted = np.empty(spikes.shape[0], dtype=SPIKE_DTYPE)
+        converted["t"] = spikes["t"]
+        converted["neuron"] = spikes["neuron"]
+        spikes = converted
+    messages: list[Message] = [encode_frame(spikes, seq=out.seq, t0_us=out.t_us,
+                                            ingress_ns=out.ingress_ns)]
+    if out.commands:
+        messages.append(json.dumps({
+            "type": "commands", "pipeline": out.pipeline, "seq": out.seq, "t_us": out.t_us,
+            "ingress_ns": out.ingress_ns, "commands": out.commands,
+        }, separators=(",", ":")))
+    return messages
+
+
+class EventsSubscriber(WebSocketClient):
+    """A ``/ws/events`` client: event frames of a source, at most ``max_rate_ev_s``."""
+
+    def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
+                 max_rate_ev_s: float = 200_000.0) -> None:
+        super().__init__(ws, buffer_size, "binary")
+        if not max_rate_ev_s > 0:
+            raise ValueError(f"max_rate must be positive, not {max_rate_ev_s}")
+        self.max_rate_ev_s = max_rate_ev_s
+        self.rate_factor = 1.0
+        self.events_offered = 0
+        self.events_kept = 0
+        self._budget = max_rate_ev_s * BURST_S
+        self._t_last = time.monotonic()
+
+    @property
+    def rate_ev_s(self) -> float:
+        """The rate this client gets now (lowered while it falls behind)."""
+        return self.max_rate_ev_s * self.rate_factor
+
+    def offer_packet(self, packet: EventPacket) -> None:
+        """The source tap: thin ``packet`` to this client's budget and queue its frame."""
+        n = len(packet)
+        if n == 0:
+            return
+        self.events_offered += n
+        now = time.monotonic()
+        depth = self.buffer.qsize()
+        if depth * 2 >= self.buffer.maxsize:
+            self.rate_factor = max(self.rate_factor / 2, MIN_RATE_FACTOR)
+        elif depth == 0 and self.rate_factor < 1.0:
+            self.rate_factor = min(1.0, self.rate_factor * 1.25)
+        rate = self.rate_ev_s
+        self._budget = min(self._budget + (now - self._t_last) * rate, max(rate * BURST_S, 1.0))
+        self._t_last = now
+        if n <= self._budget:
+            events, flags = packet.events, FrameFlag.NONE
+        else:
+            keep = int(self._budget)
+            if keep < 1:
+                return
+            events, flags = packet.events[:: math.ceil(n / keep)], FrameFlag.DECIMATED
+        kept = int(events.shape[0])
+        self._budget -= kept
+        self.events_kept += kept
+        self.offer(encode_frame(events, seq=packet.seq, t0_us=packet.t_first_us,
+                                ingress_ns=packet.ingress_ns, flags=flags))
