@@ -163,7 +163,18 @@ class HttpSinkConfig(_Strict):
     policy: FullPolicy = FullPolicy.DROP_OLDEST
 
 
-SinkConfig = Annotated[WebSocketSinkConfig | HttpSinkConfig, Field(discriminator="kind")]
+class RecorderSinkConfig(_Strict):
+    """Record the source's events (what came in) to a file the file source replays exactly."""
+
+    kind: Literal["recorder"] = "recorder"
+    name: str = "recorder"
+    path: Path
+    format: str | None = None  # by name; default: from the extension (.aedat4, .raw, .npy …)
+    buffer: int = Field(4096, ge=1, le=1_000_000)
+
+
+SinkConfig = Annotated[WebSocketSinkConfig | HttpSinkConfig | RecorderSinkConfig,
+                       Field(discriminator="kind")]
 
 
 class PipelineConfig(_Strict):

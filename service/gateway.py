@@ -18,6 +18,7 @@ from .config import (
     IngestSourceConfig,
     NirModelConfig,
     PipelineConfig,
+    RecorderSinkConfig,
     Settings,
     SinkConfig,
     SourceConfig,
@@ -28,7 +29,7 @@ from .config import (
 )
 from .decoding import ArgmaxDecoder, Decoder, TrackerDecoder
 from .pipeline import Core, Pipeline, Source
-from .sinks import HttpSink, Sink, WebSocketSink
+from .sinks import HttpSink, RecorderSink, Sink, WebSocketSink
 from .warmup import warm_up_all
 
 log = logging.getLogger("spikegate.gateway")
@@ -92,6 +93,8 @@ def build_sink(cfg: SinkConfig) -> Sink:
     if isinstance(cfg, HttpSinkConfig):
         return HttpSink(cfg.name, cfg.url, cfg.timeout_s, cfg.retries, cfg.backoff_s,
                         cfg.backoff_max_s, cfg.buffer, cfg.policy)
+    if isinstance(cfg, RecorderSinkConfig):
+        return RecorderSink(cfg.name, str(cfg.path), cfg.format, cfg.buffer)
     raise ValueError(f"unknown sink kind {cfg!r}")
 
 
@@ -99,8 +102,12 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     source = build_source(cfg.source)
     core, decoder = build_core(cfg, source)
     sinks = [build_sink(s) for s in cfg.sinks]
-    return Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size, cfg.queue_policy,
-                    allocation=cfg.allocation)
+    pipeline = Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size,
+                        cfg.queue_policy, allocation=cfg.allocation)
+    for sink in sinks:
+        if isinstance(sink, RecorderSink):  # records the input, before the queue
+            pipeline.taps.add(sink.tap)
+    return pipeline
 
 
 class PipelineExistsError(ValueError):

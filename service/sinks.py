@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from spikegate.drivers.packet import OutputPacket
+from spikegate.drivers.packet import EventPacket, OutputPacket
 
 from .queues import BoundedQueue, FullPolicy
 from .stats import LatencyWindow, RateMeter
@@ -194,4 +194,48 @@ class HttpSink(Sink):
         base = super().stats()
         base["url"] = self.url
         base["retried"] = self.retried
+        return base
+
+
+class RecorderSink(Sink):
+    """Records what came *in* (the source's packets) to an event file that replays exactly.
+
+    It taps the pipeline before the queue (``Pipeline.taps``): ``tap`` only
+    ``put_nowait``s into this sink's bounded buffer, so the disk never slows the
+    source; what the buffer cannot hold is counted. Writes run in the
+    recorder's worker thread. Output packets from the hub are not its business.
+    """
+
+    kind = "recorder"
+
+    def __init__(self, name: str, path: str, format: str | None = None,
+                 buffer_size: int = 4096,
+                 policy: FullPolicy | str = FullPolicy.DROP_NEWEST) -> None:
+        from spikegate.drivers.files.recorder import Recorder, writable_format
+
+        super().__init__(name, buffer_size, policy)
+        writable_format(path, format)  # refuse an unwritable format at build time
+        self.path = path
+        self.recorder = Recorder(path, format, name=name)
+        self.events = 0
+
+    def wants(self, out: OutputPacket) -> bool:
+        return False
+
+    def tap(self, packet: EventPacket) -> None:
+        self.buffer.put_nowait(packet)  # type: ignore[arg-type]
+
+    async def deliver(self, out: OutputPacket) -> None:
+        packet: EventPacket = out  # type: ignore[assignment]
+        await self.recorder.write(packet)
+        self.events += len(packet)
+
+    async def close(self, drain_timeout_s: float = 10.0) -> None:
+        await super().close(drain_timeout_s)
+        await self.recorder.close()
+
+    def stats(self) -> dict[str, Any]:
+        base = super().stats()
+        base.update(path=self.path, events=self.events,
+                    dropped_unwritable=sum(self.recorder.stats.dropped.values()))
         return base

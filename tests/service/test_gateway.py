@@ -62,3 +62,25 @@ async def test_wav_source_through_the_cochlea(tmp_path: Path) -> None:
     await eventually(lambda: pipeline.source_done and pipeline.queue.empty())
     await pipeline.close()
     assert pipeline.counters.events > 0 and pipeline.counters.errors == 0
+
+
+async def test_recorder_sink_records_the_input_for_exact_replay(tmp_path: Path) -> None:
+    from spikegate.drivers.files import read_events
+    from spikegate.service.config import DemoSourceConfig, RecorderSinkConfig
+
+    source = DemoSourceConfig(width=32, height=32, rate_ev_s=50_000, realtime=False,
+                              duration_s=0.1, packet_us=5_000)
+    rec = tmp_path / "rec.aedat4"
+    pipeline = build_pipeline(PipelineConfig(source=source,
+                                             sinks=[RecorderSinkConfig(path=rec)]))
+    await pipeline.warm_up()
+    await pipeline.start()
+    await eventually(lambda: pipeline.source_done and pipeline.queue.empty())
+    await pipeline.close()
+    scene = MovingDisk(width=32, height=32, rate_ev_s=50_000)
+    rng = np.random.default_rng(scene.seed)
+    expected = np.concatenate([scene.events(k * 5_000, (k + 1) * 5_000, rng) for k in range(20)])
+    _, replayed = read_events(rec)
+    assert np.array_equal(replayed, expected)
+    (stats,) = pipeline.status()["sinks"]
+    assert stats["events"] == len(expected) and stats["buffer"]["dropped"] == 0
