@@ -437,13 +437,13 @@ def _parse_csv(data, final, out):
         line_start = i
         blank = True
         while j < end:
-            c = data[j]
+            c = np.int64(data[j])
             if c == 44:  # ','
                 if digits == 0 or field >= 3:
                     return rows, line_start, _ERR_FIELDS, j
                 out[rows, field] = sign * value
                 field += 1
-                value = 0
+                value = np.int64(0)
                 digits = 0
                 sign = 1
             elif 48 <= c <= 57:
