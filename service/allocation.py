@@ -73,6 +73,14 @@ PrecisionConfig = Literal["float32", "float16", "int16", "int8"] | dict[
     str, Literal["float32", "float16", "int16", "int8"]]
 
 
+def one_rect_as_list(value: Any) -> Any:
+    """``[x, y, w, h]`` → ``[[x, y, w, h]]``: one rectangle may be given bare."""
+    if isinstance(value, list | tuple) and len(value) == 4 and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return [value]
+    return value
+
+
 class EnergyConfig(BaseModel):
     """Energy per operation (pJ) for the estimate; defaults: Horowitz, ISSCC 2014, 45 nm
     (see spikegate.models.energy)."""
@@ -110,10 +118,7 @@ class AllocationConfig(BaseModel):
     @field_validator("roi", mode="before")
     @classmethod
     def _one_rect_is_a_list(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple) and len(value) == 4 and all(
-                isinstance(v, int | float) for v in value):
-            return [value]
-        return value
+        return one_rect_as_list(value)
 
 
 ALLOCATION_FIELDS: tuple[str, ...] = tuple(AllocationConfig.model_fields)

@@ -7,10 +7,25 @@ OpenAPI document (``openapi.py``) is generated from these same models.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from .allocation import (
+    EnergyConfig,
+    FollowCentroid,
+    PrecisionConfig,
+    RectConfig,
+    ShedPolicy,
+    one_rect_as_list,
+)
 from .config import PipelineConfig
 from .queues import FullPolicy
 
@@ -51,10 +66,26 @@ class PipelineSettingsPatch(_Body):
     ``model_dump(exclude_unset=True)`` to ``Pipeline.apply_settings`` unchanged.
     """
 
-    CLEARABLE: ClassVar[frozenset[str]] = frozenset()
+    CLEARABLE: ClassVar[frozenset[str]] = frozenset(
+        {"precision", "roi", "latency_budget_ms", "sparsity", "rate_budget_ev_s"})
 
     queue_policy: FullPolicy | None = None
     command_interval_ms: float | None = Field(None, gt=0, le=60_000)
+    # resource allocation (service/allocation.py; the same fields as AllocationConfig)
+    precision: PrecisionConfig | None = None
+    roi: list[RectConfig] | FollowCentroid | None = None
+    latency_budget_ms: float | None = Field(None, gt=0, le=60_000)
+    sparsity: float | None = Field(None, ge=0.0, lt=1.0)
+    rate_budget_ev_s: (Annotated[float, Field(gt=0, le=1e9)]
+                       | list[Annotated[float, Field(gt=0, le=1e9)]] | None) = None
+    shed_policy: ShedPolicy | None = None
+    outside_roi: Literal["drop", "downsample"] | None = None
+    energy: EnergyConfig | None = None
+
+    @field_validator("roi", mode="before")
+    @classmethod
+    def _one_rect_is_a_list(cls, value: Any) -> Any:
+        return one_rect_as_list(value)
     sinks: dict[str, SinkSettingsPatch] | None = None
 
     @model_validator(mode="after")
