@@ -29,6 +29,8 @@ WARM_UPS: tuple[str, ...] = (
     "spikegate.drivers.net.udp",
     "spikegate.drivers.audio.cochlea",
     "spikegate.drivers.actuators.feedback",
+    "spikegate.drivers.ops",
+    "spikegate.models.pruning",
 )
 
 
