@@ -5,15 +5,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint bench clean lock
+.PHONY: demo test setup browser lint bench clean lock
 
 demo: $(STAMP)
 	$(VENV)/bin/spikegate serve
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 setup: $(STAMP)
+
+# Headless Chromium for the dashboard test (tests/service/test_dashboard.py skips
+# without it): Debian's packages, installed when running as root and missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "browser: chromium + chromium-driver missing (not root): the dashboard test skips"; \
+	  fi; \
+	fi
 
 # Peers (reference decoders and frameworks) are test oracles only: the
 # `peers` extra. torch is pinned to the CPU build first so nothing pulls CUDA.

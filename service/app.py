@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from . import api, ws
+from . import api, dashboard, ws
 from .auth import setup_auth
 from .config import Settings
 from .gateway import Gateway
@@ -46,4 +46,5 @@ def init(settings: Settings | None = None) -> web.Application:
     setup_metrics(app)
     setup_openapi(app, settings.server.read_requires_token)
     ws.add_routes(app)
+    dashboard.add_routes(app)
     return app
