@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 torchvision==0.28.0
-	$(PY) -m pip install --quiet -e '.[dev,peers]'
+	$(PY) -m pip install --quiet -e '.[dev,peers,bench]'
 	touch $(STAMP)
 
 lint: $(STAMP)
