@@ -83,7 +83,8 @@ class ALIF(nir.NIRNode):
         shape = shape if shape != () else (1,)
         self.input_type = {"input": np.array(shape)}
         self.output_type = {"output": np.array(shape)}
-        self.metadata = {**(self.metadata or {}), "extension": EXTENSION}
+        metadata: dict[str, Any] = dict(getattr(self, "metadata", None) or {})
+        self.metadata = {**metadata, "extension": EXTENSION}
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: np.asarray(getattr(self, name)) for name in _FIELDS}

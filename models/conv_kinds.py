@@ -62,9 +62,9 @@ class PoolParams:
 
     geometry: ConvGeometry
     scale: float
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -448,8 +448,8 @@ def _node_from_dict(data: Mapping[str, Any]) -> Any:
         edges = [(nir.ir.utils.ensure_str(a), nir.ir.utils.ensure_str(b)) for a, b in data["edges"]]
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(data.get("metadata") or {}),
                             type_check=False)
-    extensions = {k.nir_type.__name__: k.nir_type for k in KINDS.values()
-                  if not hasattr(nir, k.nir_type.__name__)}
+    extensions: dict[str, Any] = {k.nir_type.__name__: k.nir_type for k in KINDS.values()
+                                  if not hasattr(nir, k.nir_type.__name__)}
     if kind in extensions:
         return extensions[kind].from_dict(dict(data))
     return nir.dict2NIRNode(dict(data))
