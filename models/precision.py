@@ -30,6 +30,7 @@ from .weights import PRECISIONS, KnobError, WeightBank, bank_of
 __all__ = [
     "PRECISIONS",
     "KnobError",
+    "agreement",
     "check_precision",
     "dequantise",
     "output_spikes",
@@ -167,18 +168,21 @@ def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], No
     a = run(reference or full)
     b = run(configure)
     t0 = int(events["t"][0]) if len(events) else 0
-    keys_a = _bins(a, t0, bin_us)
-    keys_b = _bins(b, t0, bin_us)
-    total = max(len(a), len(b))
     counts = {"spikes_reference": len(a), "spikes": len(b),
               "synops_reference": synops[0], "synops": synops[1]}
+    return {"agreement": round(agreement(a, b, t0, bin_us), 4), **counts}
+
+
+def agreement(a: np.ndarray, b: np.ndarray, t0_us: int = 0, bin_us: int = 10_000) -> float:
+    """Σ min(a, b) / max(Σa, Σb) over (neuron, time bin) spike counts; 1.0 when both
+    are silent. ``a`` and ``b`` have (t, neuron) columns."""
+    total = max(len(a), len(b))
     if total == 0:
-        return {"agreement": 1.0, **counts}
-    ua, ca = np.unique(keys_a, return_counts=True)
-    ub, cb = np.unique(keys_b, return_counts=True)
+        return 1.0
+    ua, ca = np.unique(_bins(a, t0_us, bin_us), return_counts=True)
+    ub, cb = np.unique(_bins(b, t0_us, bin_us), return_counts=True)
     _, ia, ib = np.intersect1d(ua, ub, return_indices=True)
-    common = int(np.minimum(ca[ia], cb[ib]).sum())
-    return {"agreement": round(common / total, 4), **counts}
+    return int(np.minimum(ca[ia], cb[ib]).sum()) / total
 
 
 def _bins(spikes: np.ndarray, t0: int, bin_us: int) -> np.ndarray:
