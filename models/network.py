@@ -34,6 +34,7 @@ import numpy as np
 
 from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
+from .kernels.events import bin_events, fill_cause_times
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
 from .stages import STAGES, Stage
@@ -103,6 +104,17 @@ class Network:
         }
         self._fold_constants()
         self._groups = _groups(graph)
+        # the run plan: (name, forward sources, None) for a layer on no cycle,
+        # ("", (), members) for the layers of one cycle, stepped together
+        self._plan: list[tuple[str, tuple[str, ...], list[str] | None]] = []
+        for group in self._groups:
+            if len(group) == 1 and not self._has_self_loop(group[0]):
+                if group[0] != self.input_name:
+                    sources = tuple(src for src, _ in self._sources[group[0]])
+                    self._plan.append((group[0], sources, None))
+            else:
+                self._plan.append(("", (), group))
+        self._output_spiking = self._output_is_spiking()
         self.reset_state()
 
     # ------------------------------------------------------------ compile
@@ -250,40 +262,47 @@ class Network:
             k1 = k0 if until_step is None else max(k0, until_step)
             base = self.t_origin_us or 0
             return empty_signal(), base + np.arange(k0, k1) * dt_us, 0, 0
-        t = events["t"].astype(np.int64)
-        idx = self._flatten_addresses(events)
-        if self.t_origin_us is None:
-            self.t_origin_us = int(t.min()) // dt_us * dt_us
-        steps = (t - self.t_origin_us) // dt_us
-        late = steps < k0
-        n_late = int(np.count_nonzero(late))
-        steps[late] = k0
-        order = np.argsort(steps, kind="stable")
-        steps, idx, t = steps[order], idx[order], t[order]
-        k1 = int(steps[-1]) + 1
+        t = events["t"]
+        origin = self.t_origin_us
+        if origin is None:
+            origin = int(t.min()) // dt_us * dt_us
+        steps = np.empty(n, np.int64)
+        idx = np.empty(n, np.int64)
+        n_p, n_y, n_x = self.event_shape
+        bad, field, n_late, last, ordered = bin_events(
+            t, events["x"], events["y"], events["p"], origin, dt_us, k0, n_p, n_y, n_x, steps, idx
+        )
+        if bad >= 0:
+            name = "xyp"[field]
+            raise InputError(
+                f"events: event {bad}: {name} = {int(events[name][bad])} outside the input "
+                f"{self.input_name!r} of shape {self.event_shape} (P, H, W)"
+            )
+        self.t_origin_us = origin
+        if not ordered:
+            order = np.argsort(steps, kind="stable")
+            steps, idx, t = steps[order], idx[order], t[order]
+        k1 = int(last) + 1
         if until_step is not None:
             k1 = max(k1, until_step)
         step_t = self.t_origin_us + np.arange(k0, k1, dtype=np.int64) * dt_us
-        # cause time: the latest input event of each step
-        np.maximum.at(step_t, steps - k0, t)
+        fill_cause_times(steps, t, k0, step_t)  # cause time: the step's latest input event
         return Signal(steps, idx, np.ones(n)), step_t, n_late, n
 
-    def _flatten_addresses(self, events: np.ndarray) -> np.ndarray:
+    def flatten_addresses(self, events: np.ndarray) -> np.ndarray:
+        """The flat input index of each event (``InputError`` when out of range)."""
         n_p, n_y, n_x = self.event_shape
-        x = events["x"].astype(np.int64)
-        y = events["y"].astype(np.int64)
-        p = events["p"].astype(np.int64)
-        if n_p == 1:
-            p = np.zeros_like(p)
-        for name, vals, limit in (("x", x, n_x), ("y", y, n_y), ("p", p, n_p)):
-            bad = np.flatnonzero((vals < 0) | (vals >= limit))
-            if bad.size:
-                i = int(bad[0])
-                raise InputError(
-                    f"events: event {i}: {name} = {int(vals[i])} outside the input "
-                    f"{self.input_name!r} of shape {self.event_shape} (P, H, W)"
-                )
-        return (p * n_y + y) * n_x + x
+        steps = np.empty(len(events), np.int64)
+        idx = np.empty(len(events), np.int64)
+        bad, field, _, _, _ = bin_events(events["t"], events["x"], events["y"], events["p"],
+                                         0, 1, 0, n_p, n_y, n_x, steps, idx)
+        if bad >= 0:
+            name = "xyp"[field]
+            raise InputError(
+                f"events: event {bad}: {name} = {int(events[name][bad])} outside the input "
+                f"{self.input_name!r} of shape {self.event_shape} (P, H, W)"
+            )
+        return idx
 
     def _run(
         self, inp: Signal, step_t: np.ndarray, n_late: int, n_in: int, record: tuple[str, ...]
@@ -293,21 +312,20 @@ class Network:
         for name in record:
             if name not in self.stages:
                 raise InputError(f"record: no node named {name!r}")
-        synops0 = {n: s.synops for n, s in self.stages.items()}
-        updates0 = {n: s.updates for n, s in self.stages.items()}
+        stages = list(self.stages.values())
+        synops0 = [s.synops for s in stages]
+        updates0 = [s.updates for s in stages]
         outputs: dict[str, Signal] = {self.input_name: inp}
-        for group in self._groups:
-            if len(group) == 1 and not self._has_self_loop(group[0]):
-                name = group[0]
-                if name == self.input_name:
-                    continue
-                parts = [outputs[src] for src, _ in self._sources[name]]
-                outputs[name] = self.stages[name].advance(k0, k1, merge_signals(parts))
+        for name, sources, group in self._plan:
+            if group is None:
+                parts = [outputs[src] for src in sources]
+                stage_in = parts[0] if len(parts) == 1 else merge_signals(parts)
+                outputs[name] = self.stages[name].advance(k0, k1, stage_in)
             else:
                 self._run_cycle(group, k0, k1, outputs)
         self.next_step = k1
         out = outputs.get(self.output_name, empty_signal())
-        if self._output_is_spiking():
+        if self._output_spiking:
             reps = np.rint(out.val).astype(np.int64)
         else:
             reps = np.ones(len(out), np.int64)
@@ -320,8 +338,8 @@ class Network:
             events=ev,
             steps=ev_steps,
             output=out,
-            synops={n: s.synops - synops0[n] for n, s in self.stages.items()},
-            neuron_updates={n: s.updates - updates0[n] for n, s in self.stages.items()},
+            synops={s.name: s.synops - a for s, a in zip(stages, synops0, strict=True)},
+            neuron_updates={s.name: s.updates - a for s, a in zip(stages, updates0, strict=True)},
             first_step=k0,
             n_steps=k1 - k0,
             n_input_events=n_in,

@@ -19,8 +19,8 @@ from typing import ClassVar
 import numpy as np
 
 from .graph import GraphError, Layer
+from .kernels import neuron as kn
 from .kernels.dense import scatter_dense
-from .kernels.neuron import advance_neurons
 from .profiles import Profile, delay_steps, neuron_coefficients
 from .signal import Signal, empty_signal
 
@@ -152,35 +152,52 @@ class DelayStage(Stage):
 
 
 class NeuronStage(Stage):
-    """Every neuron kind: one kernel, per-neuron coefficients from the profile."""
+    """Every neuron kind: one kernel, per-neuron coefficients from the profile.
+
+    State lives in three packed arrays (see ``kernels.neuron``); ``v`` and
+    ``i`` are views of it.
+    """
 
     kinds = ("threshold", "if", "li", "lif", "cuba_li", "cuba_lif", "integrator")
     absorbs_constant = True
 
     def __init__(self, layer: Layer, profile: Profile) -> None:
         super().__init__(layer, profile)
-        self.coef = neuron_coefficients(layer, profile)
+        c = self.coef = neuron_coefficients(layer, profile)
         n = self.size
-        self.bias = np.zeros(n)
-        self.bias_rec = np.zeros(n)
-        self.rec_start = 0
-        self.v = np.zeros(n)
-        self.i = np.zeros(n)
-        self.last = np.full(n, -1, dtype=np.int64)
-        self.active = np.zeros(n, dtype=np.int64)
-        self.n_active = np.zeros(1, dtype=np.int64)
-        self.acc = np.zeros(n)
-        self.mark = np.zeros(n, dtype=np.uint8)
-        self.cand = np.zeros(n, dtype=np.int64)
+        self.coef_rows = np.zeros((kn.N_COEF, n))
+        for row, values in (
+            (kn.ALPHA, c.alpha), (kn.GAIN_SYN, c.gain_syn), (kn.BETA, c.beta),
+            (kn.GAIN_V_OLD, c.gain_v_old), (kn.GAIN_V, c.gain_v), (kn.GAIN_X, c.gain_x),
+            (kn.LEAK, c.leak), (kn.THRESHOLD, c.threshold), (kn.V_RESET, c.v_reset),
+            (kn.V_MIN, c.v_min),
+        ):
+            self.coef_rows[row] = values
+        self.flags = np.zeros(6, dtype=np.int64)
+        self.flags[kn.SPIKING] = c.spiking
+        self.flags[kn.MULTI] = c.multi_spike
+        self.flags[kn.RESET_CODE] = c.reset_code
+        self.flags[kn.AT_THRESHOLD] = c.spike_at_threshold
+        self.fstate = np.zeros((3, n))
+        self.istate = np.zeros((3, n), dtype=np.int64)
+        self.bstate = np.zeros((2, n), dtype=np.uint8)
+        self.v, self.i = self.fstate[0], self.fstate[1]
         self.counters = np.zeros(1, dtype=np.int64)
-        self.always = np.zeros(n, dtype=np.uint8)
         self._update_always()
         self.reset_state()
 
+    @property
+    def bias(self) -> np.ndarray:
+        return self.coef_rows[kn.BIAS]
+
+    @property
+    def bias_rec(self) -> np.ndarray:
+        return self.coef_rows[kn.BIAS_REC]
+
     def set_drive(self, bias: np.ndarray, bias_rec: np.ndarray, rec_start: int) -> None:
-        self.bias = np.ascontiguousarray(bias, dtype=np.float64).reshape(-1)
-        self.bias_rec = np.ascontiguousarray(bias_rec, dtype=np.float64).reshape(-1)
-        self.rec_start = int(rec_start)
+        self.coef_rows[kn.BIAS] = np.asarray(bias, dtype=np.float64).reshape(-1)
+        self.coef_rows[kn.BIAS_REC] = np.asarray(bias_rec, dtype=np.float64).reshape(-1)
+        self.flags[kn.REC_START] = int(rec_start)
         self._update_always()
         self.reset_state()
 
@@ -190,38 +207,30 @@ class NeuronStage(Stage):
         if c.spiking:
             # a neuron at rest (v = 0) that fires or moves without input
             always |= c.threshold <= 0
-        self.always = always.astype(np.uint8)
+        self.bstate[1] = always
 
     def reset_state(self) -> None:
         super().reset_state()
-        self.v[:] = 0.0
-        self.i[:] = 0.0
-        self.acc[:] = 0.0
-        self.mark[:] = 0
-        self.last[:] = -1
+        self.fstate[:] = 0.0
+        self.bstate[0] = 0
+        self.istate[0] = -1  # last updated step
         self.counters[0] = 0
-        always = np.flatnonzero(self.always)
-        self.active[: always.size] = always
-        self.n_active[0] = always.size
+        always = np.flatnonzero(self.bstate[1])
+        self.istate[1, : always.size] = always
+        self.flags[kn.N_ACTIVE] = always.size
 
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
-        c = self.coef
         n = self.size
-        cap = max(2 * n, 2 * len(inp), 1024)
+        cap = max(2 * n, 2 * len(inp), 256)
         parts: list[Signal] = []
         k, pos = k0, 0
         before = int(self.counters[0])
         while k < k1:
             out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64),
                          np.empty(cap, np.float64))
-            n_out, k, pos = advance_neurons(
-                k, k1, inp.step, inp.idx, inp.val, pos,
-                self.bias, self.bias_rec, self.rec_start,
-                c.alpha, c.gain_syn, c.beta, c.gain_v_old, c.gain_v, c.gain_x, c.leak, c.threshold,
-                c.v_reset, c.v_min, c.spiking, c.multi_spike, c.reset_code,
-                c.spike_at_threshold, self.always,
-                self.v, self.i, self.last, self.active, self.n_active, self.acc, self.mark,
-                self.cand, out.step, out.idx, out.val, self.counters,
+            n_out, k, pos = kn.advance_neurons(
+                k, k1, inp.step, inp.idx, inp.val, pos, self.coef_rows, self.flags,
+                self.fstate, self.istate, self.bstate, out.step, out.idx, out.val, self.counters,
             )
             parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
             cap *= 2

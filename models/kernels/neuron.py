@@ -25,18 +25,15 @@ RESET_SUBTRACT_SNNTORCH = 2
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, threshold,
-            v_reset, v_min, spiking, multi, reset_code, at_threshold):
-    """One step of neuron ``j`` with input ``x``; returns (v, i, spikes)."""
-    i_old = i[j]
-    i_new = alpha[j] * i_old + gain_syn[j] * x
-    vv = v[j]
-    th = threshold[j]
+def _update(x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, th, v_reset,
+            v_min, spiking, multi, reset_code, at_threshold):
+    """One step of one neuron (scalars only) with input ``x``; returns (v, i, spikes)."""
+    i_new = alpha * i + gain_syn * x
     r = 0.0
     if (spiking and reset_code == RESET_SUBTRACT_SNNTORCH
-            and (vv > th or (at_threshold and vv >= th))):
+            and (v > th or (at_threshold and v >= th))):
         r = 1.0
-    vv = beta[j] * vv + gain_v_old[j] * i_old + gain_v[j] * i_new + gain_x[j] * x + leak[j]
+    vv = beta * v + gain_v_old * i + gain_v * i_new + gain_x * x + leak
     if r != 0.0:
         vv = vv - th
     count = 0.0
@@ -48,27 +45,35 @@ def _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak,
             count = 1.0
         if reset_code == RESET_ZERO:
             if count > 0.0:
-                vv = v_reset[j]
+                vv = v_reset
         elif reset_code == RESET_SUBTRACT:
             if count > 0.0:
                 vv = vv - count * th
         elif count != r:
             vv = vv - (count - r) * th
-    if vv < v_min[j]:
-        vv = v_min[j]
+    if vv < v_min:
+        vv = v_min
     return vv, i_new, count
 
 
+# rows of the packed coefficient array ``coef`` (n_rows, n)
+ALPHA, GAIN_SYN, BETA, GAIN_V_OLD, GAIN_V, GAIN_X, LEAK, THRESHOLD, V_RESET, V_MIN, BIAS, \
+    BIAS_REC = range(12)
+N_COEF = 12
+# entries of ``flags`` (int64): configuration, and the active-set size (state)
+SPIKING, MULTI, RESET_CODE, AT_THRESHOLD, REC_START, N_ACTIVE = range(6)
+
+
 @njit(cache=True, nogil=True)
-def advance_neurons(
-    k0, k1, in_step, in_idx, in_val, pos0,
-    bias, bias_rec, rec_start,
-    alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, threshold, v_reset, v_min,
-    spiking, multi, reset_code, at_threshold, always,
-    v, i, last, active, n_active, acc, mark, cand,
-    out_step, out_idx, out_val, counters,
-):
+def advance_neurons(k0, k1, in_step, in_idx, in_val, pos0, coef, flags, fstate, istate, bstate,
+                    out_step, out_idx, out_val, counters):
     """Advance a neuron layer over steps [k0, k1).
+
+    ``coef`` (12, n): the rows named above. ``flags``: spiking, multi-spike,
+    reset code, spike at θ, first step of the recurrent bias, active-set size.
+    State: ``fstate`` (3, n) float64 = v, i, input accumulator; ``istate``
+    (3, n) int64 = last updated step, active set, candidates; ``bstate`` (2, n)
+    uint8 = candidate mark, always active.
 
     Inputs (step, idx, val) are sorted by step, read from ``pos0``. Writes
     output events (spike counts, or v for non-spiking layers) into out_*.
@@ -76,6 +81,18 @@ def advance_neurons(
     Returns (n_out, step reached, input position reached).
     ``counters[0]`` += neuron updates.
     """
+    alpha, gain_syn, beta = coef[ALPHA], coef[GAIN_SYN], coef[BETA]
+    gain_v_old, gain_v, gain_x = coef[GAIN_V_OLD], coef[GAIN_V], coef[GAIN_X]
+    leak, threshold, v_reset, v_min = coef[LEAK], coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
+    bias, bias_rec = coef[BIAS], coef[BIAS_REC]
+    spiking = flags[SPIKING] != 0
+    multi = flags[MULTI] != 0
+    reset_code = flags[RESET_CODE]
+    at_threshold = flags[AT_THRESHOLD] != 0
+    rec_start = flags[REC_START]
+    v, i, acc = fstate[0], fstate[1], fstate[2]
+    last, active, cand = istate[0], istate[1], istate[2]
+    mark, always = bstate[0], bstate[1]
     n = v.shape[0]
     cap = out_step.shape[0]
     n_in = in_step.shape[0]
@@ -95,7 +112,7 @@ def advance_neurons(
                 cand[nt] = j
                 nt += 1
             pos += 1
-        for a in range(n_active[0]):
+        for a in range(flags[N_ACTIVE]):
             j = active[a]
             if mark[j] == 0:
                 mark[j] = 1
@@ -111,9 +128,9 @@ def advance_neurons(
                 x = bias[j]
                 if s >= rec_start:
                     x = x + bias_rec[j]
-                vv, ii, _ = _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x,
-                                    leak, threshold, v_reset, v_min, spiking, multi,
-                                    reset_code, at_threshold)
+                vv, ii, _ = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
+                                    gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
+                                    v_min[j], spiking, multi, reset_code, at_threshold)
                 updates += 1
                 if vv == v[j] and ii == i[j]:
                     break
@@ -124,9 +141,9 @@ def advance_neurons(
             if k >= rec_start:
                 x = x + bias_rec[j]
             acc[j] = 0.0
-            vv, ii, count = _update(j, x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x,
-                                    leak, threshold, v_reset, v_min, spiking, multi,
-                                    reset_code, at_threshold)
+            vv, ii, count = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
+                                    gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
+                                    v_min[j], spiking, multi, reset_code, at_threshold)
             updates += 1
             v[j] = vv
             i[j] = ii
@@ -160,7 +177,7 @@ def advance_neurons(
             if live:
                 active[na] = j
                 na += 1
-        n_active[0] = na
+        flags[N_ACTIVE] = na
         k += 1
     counters[0] += updates
     return n_out, k, pos

@@ -1,0 +1,52 @@
+"""Input events → (step, flat input index): one pass over the packet's columns."""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def bin_events(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_idx):
+    """Bin events into steps of ``dt_us`` from ``origin_us`` and flatten addresses.
+
+    index = (p·n_y + y)·n_x + x (p read as 0 when n_p = 1). Steps before ``k0``
+    (already run) are moved to ``k0``. Returns (bad, field, n_late, last_step,
+    sorted): ``bad`` is the index of the first event whose ``field`` (0 x,
+    1 y, 2 p) is out of range, or -1.
+    """
+    n = t.shape[0]
+    n_late = 0
+    last = k0
+    ordered = True
+    prev = k0
+    for e in range(n):
+        xe = x[e]
+        ye = y[e]
+        pe = p[e] if n_p > 1 else 0
+        if xe >= n_x:
+            return e, 0, n_late, last, ordered
+        if ye >= n_y:
+            return e, 1, n_late, last, ordered
+        if pe >= n_p:
+            return e, 2, n_late, last, ordered
+        k = (t[e] - origin_us) // dt_us
+        if k < k0:
+            k = k0
+            n_late += 1
+        if k < prev:
+            ordered = False
+        prev = k
+        if k > last:
+            last = k
+        out_step[e] = k
+        out_idx[e] = (pe * n_y + ye) * n_x + xe
+    return -1, 0, n_late, last, ordered
+
+
+@njit(cache=True, nogil=True)
+def fill_cause_times(steps, t, k0, step_t):
+    """``step_t[k - k0]`` = the latest input time of step k (left as is without input)."""
+    for e in range(steps.shape[0]):
+        j = steps[e] - k0
+        if t[e] > step_t[j]:
+            step_t[j] = t[e]
