@@ -93,7 +93,7 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
             low = 0
         i += 1
     t = t_offset + (loop << 24) + (high << 12) + low
-    valid = is_cd != 0 and y < height
+    valid = np.int64(is_cd != 0) & np.int64(y < height)
     while i < n:
         if n_out + 32 > cap:
             status = FULL
@@ -101,17 +101,17 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
         w = np.int64(words[i])
         kind = w >> 12
         content = w & 0xFFF
-        if kind == 0x2:  # EVT_ADDR_X: written always, kept when the row is a valid CD row
+        if (kind | 0x2) == 0x2:  # EVT_ADDR_X (0x2) or EVT_ADDR_Y (0x0), without a branch
+            is_y = np.int64(kind == 0x0)
+            # an X word is an event when the row is a valid CD row; a Y word sets the row
             out_t[n_out] = t
             out_x[n_out] = content & 0x7FF
             out_y[n_out] = y
             out_p[n_out] = content >> 11
-            n_out += valid
-            i += 1
-        elif kind == 0x0:  # EVT_ADDR_Y (CD)
-            y = content
-            is_cd = 1
-            valid = y < height
+            n_out += valid & (1 - is_y)
+            y = content if is_y else y
+            is_cd |= is_y
+            valid = np.int64(is_cd != 0) & np.int64(y < height)
             i += 1
         elif kind == 0x6:  # EVT_TIME_LOW, taken as it is
             low = content
@@ -153,7 +153,7 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
             i += 1
         elif kind == 0x1:  # ADDR_Y of a non-CD (EM) event
             is_cd = 0
-            valid = False
+            valid = 0
             i += 1
         elif kind == 0x3:  # VECT_BASE_X
             base = content
