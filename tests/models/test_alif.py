@@ -238,3 +238,35 @@ def test_adaptation_matches_yin_et_al_with_jump_expm1():
         b = rho * b + (1 - rho) * z[k - 1]
         a_before_jump = a_after[k] - coeffs.adapt_jump * z[k]
         np.testing.assert_allclose(a_before_jump, b, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.sampled_from(["exact", "snntorch", "norse", "sinabs"]), st.booleans(),
+       st.integers(0, 2**31))
+def test_recurrent_alif_network_equals_run_reference(profile, with_bias, seed):
+    """ALIF with a recurrent Affine (and biases: a constant drive) in every profile."""
+    from spikegate.models.network import Network
+    from spikegate.models.reference import run_reference
+
+    rng = np.random.default_rng(seed)
+    n = 5
+    bias = rng.normal(0.0, 0.05, n) if with_bias else np.zeros(n)
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([3])}),
+            "fc": nir.Affine(weight=rng.normal(0.3, 0.6, size=(n, 3)), bias=bias),
+            "alif": ALIF(tau_mem=rng.uniform(0.005, 0.03, n), tau_adp=rng.uniform(0.05, 0.5, n),
+                         r=rng.uniform(5.0, 20.0, n), v_leak=np.zeros(n),
+                         v_threshold=np.full(n, 1.0), beta=rng.uniform(0.0, 2.0, n),
+                         v_reset=np.zeros(n), adapt_jump=rng.uniform(0.0, 0.5, n)),
+            "rec": nir.Affine(weight=rng.normal(0.0, 0.4, size=(n, n)), bias=np.zeros(n)),
+            "out": nir.Output(output_type={"output": np.array([n])}),
+        },
+        edges=[("in", "fc"), ("fc", "alif"), ("alif", "rec"), ("rec", "alif"), ("alif", "out")],
+        type_check=False,
+    )
+    net = Network(graph.from_nir(g), make_profile(profile, dt_s=1e-3))
+    x = (rng.random((60, 3)) < 0.2).astype(float)
+    got = net.run(x, record=["alif"])["alif"]
+    want = run_reference(net.graph, net.profile, x)["alif"]
+    np.testing.assert_array_equal(got, want)
