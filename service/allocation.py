@@ -193,8 +193,9 @@ class Allocator:
     """
 
     UTILISATION = 0.8  # target share of the core's time when shedding
+    MIN_EVENT_SHARE = 0.2  # shed only when events take at least this share of core time
     RATE_TAU_S = 0.25  # time constant of the input-rate estimate
-    COST_DECAY = 0.9  # per packet, of the core-time-per-event sums
+    COST_DECAY = 0.95  # per core call, of the sums the cost model is fitted on
 
     def __init__(self, geometry: Geometry, cfg: AllocationConfig | None = None,
                  seed: int = 0) -> None:
@@ -204,8 +205,12 @@ class Allocator:
         self.events_in = 0
         self.events_admitted = 0
         # online estimates
-        self._cost_s = 0.0
-        self._cost_n = 0.0
+        self._fit = np.zeros(5)  # decayed Σ1, Σn, Σt, Σn², Σn·t over core calls
+        self._rate_packets = 0.0
+        self._calls = 0.0
+        self._calls_time_s = 0.0
+        self._calls_last_ns: int | None = None
+        self.event_share = 1.0
         self._rate_events = 0.0
         self._rate_time_s = 0.0
         self._rate_last_ns: int | None = None
@@ -273,7 +278,7 @@ class Allocator:
             events = ops.rate_budget(events, plan.budget)
             self.shed.add("rate_budget", before - int(events.shape[0]))
         if cfg.latency_budget_ms is not None:
-            events = self._shed_for_latency(events, cfg, (now_ns - ingress_ns) * 1e-6)
+            events = self._shed_for_latency(events, cfg, (now_ns - ingress_ns) * 1e-9)
         self.events_admitted += int(events.shape[0])
         self._remember(events)
         return events
@@ -382,8 +387,19 @@ class Allocator:
             self._backlog_gain = max(0.02, self._backlog_gain * 0.7)
         elif wait_s < 0.25 * budget_s:
             self._backlog_gain = min(1.0, self._backlog_gain * 1.05)
-        load = self.input_rate_ev_s() * self.cost_per_event_s()
-        f_rate = 1.0 if load <= self.UTILISATION else self.UTILISATION / load
+        per_call_s, per_event_s = self.cost_model()
+        fixed = self.call_rate_per_s() * per_call_s  # shedding does not lower this part
+        variable = self.input_rate_ev_s() * per_event_s
+        self.event_share = variable / (fixed + variable) if fixed + variable > 0 else 1.0
+        if self.event_share < self.MIN_EVENT_SHARE:
+            # the core's time goes to its calls, not to events: shedding cannot help,
+            # coalescing queued packets into fewer calls does (``chunk_events``)
+            self._backlog_gain = 1.0
+            f_rate = 1.0
+        elif fixed + variable <= self.UTILISATION or variable <= 0:
+            f_rate = 1.0
+        else:
+            f_rate = max(0.0, self.UTILISATION - fixed) / variable
         self.keep_fraction = min(1.0, max(0.005, f_rate * self._backlog_gain))
         n = int(events.shape[0])
         if n == 0:
@@ -412,11 +428,38 @@ class Allocator:
         return kept
 
     def observe(self, n_events: int, core_s: float) -> None:
-        """Learn the core's time per event from one core call."""
+        """Learn the core's cost from one core call: ``core_s ≈ per_call + n × per_event``."""
         if n_events <= 0:
             return
-        self._cost_s = self._cost_s * self.COST_DECAY + core_s
-        self._cost_n = self._cost_n * self.COST_DECAY + n_events
+        n = float(n_events)
+        self._fit = self._fit * self.COST_DECAY + np.array([1.0, n, core_s, n * n, n * core_s])
+        now = time.monotonic_ns()
+        if self._calls_last_ns is not None:
+            dt_s = max(0, now - self._calls_last_ns) * 1e-9
+            decay = math.exp(-dt_s / self.RATE_TAU_S)
+            self._calls = self._calls * decay + 1
+            self._calls_time_s = self._calls_time_s * decay + dt_s
+        self._calls_last_ns = now
+
+    def call_rate_per_s(self) -> float:
+        """Core calls per second (coalescing makes fewer calls than packets)."""
+        return self._calls / self._calls_time_s if self._calls_time_s > 0 else 0.0
+
+    def cost_model(self) -> tuple[float, float]:
+        """(seconds per core call, seconds per event): a decayed least-squares fit of the
+        observed calls. A per-call overhead is what thinning cannot remove; while the
+        calls' sizes barely vary the fit cannot tell them apart, and all the cost is put
+        on the events (the cautious reading)."""
+        w, sn, st, snn, snt = self._fit
+        if w <= 0 or sn <= 0:
+            return 0.0, 0.0
+        spread = w * snn - sn * sn
+        if spread > 0.01 * snn * w:  # sizes vary by more than ~10 %
+            per_event = (w * snt - sn * st) / spread
+            per_call = (st - per_event * sn) / w
+            if per_event > 0 and per_call >= 0:
+                return float(per_call), float(per_event)
+        return 0.0, float(st / sn)
 
     def _observe_rate(self, n: int, ingress_ns: int) -> None:
         if self._rate_last_ns is None:  # the first packet only starts the clock
@@ -426,22 +469,27 @@ class Allocator:
         self._rate_last_ns = max(self._rate_last_ns, ingress_ns)
         decay = math.exp(-dt_s / self.RATE_TAU_S)
         self._rate_events = self._rate_events * decay + n
+        self._rate_packets = self._rate_packets * decay + 1
         self._rate_time_s = self._rate_time_s * decay + dt_s
 
     def input_rate_ev_s(self) -> float:
         """Events per second arriving: decayed events over decayed time (``RATE_TAU_S``)."""
         return self._rate_events / self._rate_time_s if self._rate_time_s > 0 else 0.0
 
+    def packet_rate_per_s(self) -> float:
+        return self._rate_packets / self._rate_time_s if self._rate_time_s > 0 else 0.0
+
     def cost_per_event_s(self) -> float:
-        return self._cost_s / self._cost_n if self._cost_n > 0 else 0.0
+        return self.cost_model()[1]
 
     def chunk_events(self) -> int | None:
-        """How many events one core call takes under the latency budget (None: no limit)."""
+        """How many events one core call takes under the latency budget (None: no limit):
+        a quarter of the budget's worth, at least 1024."""
         budget_ms = self.cfg.latency_budget_ms
-        cost = self.cost_per_event_s()
-        if budget_ms is None or cost <= 0:
+        per_call, per_event = self.cost_model()
+        if budget_ms is None or per_event <= 0:
             return None
-        return max(256, int(0.25 * budget_ms * 1e-3 / cost))
+        return max(1024, int((0.25 * budget_ms * 1e-3 - per_call) / per_event))
 
     # ------------------------------------------------------------------ reporting
 
@@ -452,6 +500,9 @@ class Allocator:
             "events_admitted": self.events_admitted,
             "input_rate_ev_s": round(self.input_rate_ev_s(), 1),
             "core_us_per_event": round(self.cost_per_event_s() * 1e6, 4),
+            "core_us_per_call": round(self.cost_model()[0] * 1e6, 2),
+            "core_calls_per_s": round(self.call_rate_per_s(), 1),
+            "core_time_share_events": round(self.event_share, 3),
         }
         if isinstance(cfg.roi, FollowCentroid):
             out["roi_now"] = list(self.follow_rect((int(cfg.roi.size[0]),

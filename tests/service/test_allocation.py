@@ -94,17 +94,18 @@ def test_latency_budget_sheds_by_the_declared_policy_when_the_core_is_too_slow(
     assert set(alloc.shed.by_reason) == {str(policy)}
     assert alloc.shed.total + alloc.events_admitted == alloc.events_in
     assert kept_total < 0.3 * 30 * 1000  # settled near the 8 % the core can take
-    assert alloc.chunk_events() == 256  # a quarter of 5 ms at 10 µs/event, floored at 256
+    assert alloc.chunk_events() == 1024  # a quarter of 5 ms at 10 µs/event, floored at 1024
 
 
 def test_no_shedding_while_the_core_keeps_up() -> None:
     alloc = Allocator(GEOM, AllocationConfig(latency_budget_ms=50))
     alloc.observe(1000, 1e-4)  # 0.1 µs per event
     t_ns = time.monotonic_ns()
-    for k in range(20):
+    for k in range(20):  # each packet waited 10 ms in the queue: within the 50 ms budget
         alloc.admit(block(0, 0, 100, t0_us=k * 1000), t_ns + k * 1_000_000,
-                    now_ns=t_ns + k * 1_000_000)
+                    now_ns=t_ns + k * 1_000_000 + 10_000_000)
     assert alloc.shed.total == 0 and alloc.keep_fraction == 1.0
+    assert alloc.status()["last_queue_wait_ms"] == 10.0
 
 
 def test_a_roi_outside_the_sensor_is_refused_with_a_sentence() -> None:
@@ -189,12 +190,12 @@ async def test_a_big_packet_is_split_into_calls_under_a_latency_budget() -> None
     net = TrackerNetwork(GEOM, n_x=3, n_y=3)
     p = Pipeline("p", ListSource([make_packet(5000)]), net, TrackerDecoder(6, net.decode), [],
                  allocation=AllocationConfig(latency_budget_ms=1))
-    p.allocator.observe(1000, 1e-3)  # 1 µs per event: 250 per quarter-ms, floored at 256
+    p.allocator.observe(1000, 1e-3)  # 1 µs per event: 250 per quarter-ms, floored at 1024
     await p.start()
     await eventually(lambda: p.counters.packets == 1, what="the packet through the core")
     await p.close()
     assert p.counters.events + p.allocator.shed.total == 5000
-    assert p.hub.put_count >= 2  # the first call took 256 events: one output per call
+    assert p.hub.put_count >= 2  # the first call took 1024 events: one output per call
 
 
 async def test_refused_settings_leave_the_pipeline_as_it_was() -> None:
