@@ -94,73 +94,75 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
         i += 1
     t = t_offset + (loop << 24) + (high << 12) + low
     valid = np.int64(is_cd != 0) & np.int64(y < height)
-    while i < n:
-        if n_out + 32 > cap:
+    while i < n and status == DONE:
+        # a word makes at most 32/3 events: no room test inside a block
+        block_end = min(n, i + (cap - n_out - 32) // 11)
+        if block_end <= i:
             status = FULL
             break
-        w = np.int64(words[i])
-        kind = w >> 12
-        content = w & 0xFFF
-        if (kind | 0x2) == 0x2:  # EVT_ADDR_X (0x2) or EVT_ADDR_Y (0x0), without a branch
-            is_y = np.int64(kind == 0x0)
-            # an X word is an event when the row is a valid CD row; a Y word sets the row
-            out_t[n_out] = t
-            out_x[n_out] = content & 0x7FF
-            out_y[n_out] = y
-            out_p[n_out] = content >> 11
-            n_out += valid & (1 - is_y)
-            y = content if is_y else y
-            is_cd |= is_y
-            valid = np.int64(is_cd != 0) & np.int64(y < height)
-            i += 1
-        elif kind == 0x6:  # EVT_TIME_LOW, taken as it is
-            low = content
-            t = t_offset + (loop << 24) + (high << 12) + low
-            i += 1
-        elif kind == 0x4:  # VECT_12, VECT_12, VECT_8
-            if i + 3 > n:
-                status = PARTIAL
-                break
-            if valid:
-                x0 = base & 0xF7FF
-                if has_base != 0 and x0 + 32 <= width:
-                    mask = (
-                        (w & 0xFFF)
-                        | ((np.int64(words[i + 1]) & 0xFFF) << 12)
-                        | ((np.int64(words[i + 2]) & 0xFF) << 24)
-                    )
-                    pol = (base >> 11) & 1
-                    while mask != 0:
-                        bit = mask & -mask
-                        k = bit_index(bit)
-                        out_t[n_out] = t
-                        out_x[n_out] = (x0 + k) & 0xFFFF
-                        out_y[n_out] = y
-                        out_p[n_out] = pol
-                        n_out += 1
-                        mask ^= bit
-                else:
-                    has_base = 0
-                base += 32
-            i += 3
-        elif kind == 0x8:  # EVT_TIME_HIGH
-            if high >= 2048 + content:
-                loop += 1
-            if high != content:
-                low = 0
-            high = content
-            t = t_offset + (loop << 24) + (high << 12) + low
-            i += 1
-        elif kind == 0x1:  # ADDR_Y of a non-CD (EM) event
-            is_cd = 0
-            valid = 0
-            i += 1
-        elif kind == 0x3:  # VECT_BASE_X
-            base = content
-            has_base = 1
-            i += 1
-        else:  # VECT_8 alone, EXT_TRIGGER, OTHERS, CONTINUED_4 / _12, reserved
-            i += 1
+        while i < block_end:
+            w = np.int64(words[i])
+            kind = w >> 12
+            content = w & 0xFFF
+            if (kind | 0x2) == 0x2:  # EVT_ADDR_X (0x2) or EVT_ADDR_Y (0x0), without a branch
+                # an X word is an event when the row is a valid CD row; a Y word sets the row
+                is_y = np.int64(kind == 0x0)
+                out_t[n_out] = t
+                out_x[n_out] = content & 0x7FF
+                out_y[n_out] = y
+                out_p[n_out] = content >> 11
+                n_out += valid & (1 - is_y)
+                y += is_y * (content - y)
+                is_cd |= is_y
+                valid = np.int64(is_cd != 0) & np.int64(y < height)
+                i += 1
+            elif kind == 0x6:  # EVT_TIME_LOW, taken as it is
+                low = content
+                t = t_offset + (loop << 24) + (high << 12) + low
+                i += 1
+            elif kind == 0x4:  # VECT_12, VECT_12, VECT_8
+                if i + 3 > n:
+                    status = PARTIAL
+                    break
+                if valid:
+                    x0 = base & 0xF7FF
+                    if has_base != 0 and x0 + 32 <= width:
+                        mask = (
+                            (w & 0xFFF)
+                            | ((np.int64(words[i + 1]) & 0xFFF) << 12)
+                            | ((np.int64(words[i + 2]) & 0xFF) << 24)
+                        )
+                        pol = (base >> 11) & 1
+                        while mask != 0:
+                            bit = mask & -mask
+                            out_t[n_out] = t
+                            out_x[n_out] = (x0 + bit_index(bit)) & 0xFFFF
+                            out_y[n_out] = y
+                            out_p[n_out] = pol
+                            n_out += 1
+                            mask ^= bit
+                    else:
+                        has_base = 0
+                    base += 32
+                i += 3
+            elif kind == 0x8:  # EVT_TIME_HIGH
+                if high >= 2048 + content:
+                    loop += 1
+                if high != content:
+                    low = 0
+                high = content
+                t = t_offset + (loop << 24) + (high << 12) + low
+                i += 1
+            elif kind == 0x1:  # ADDR_Y of a non-CD (EM) event
+                is_cd = 0
+                valid = 0
+                i += 1
+            elif kind == 0x3:  # VECT_BASE_X
+                base = content
+                has_base = 1
+                i += 1
+            else:  # VECT_8 alone, EXT_TRIGGER, OTHERS, CONTINUED_4 / _12, reserved
+                i += 1
     state[_STARTED] = started
     state[_LOOP] = loop
     state[_HIGH] = high
