@@ -243,22 +243,26 @@ def plot_tradeoff(rows: list[Row], title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     ref = rows[0]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     families = dict.fromkeys(r.family for r in rows)
-    markers = iter("osD^v<>P*X")
-    for family in families:
-        pts = [r for r in rows if r.family == family]
-        xs = [r.synops / max(ref.synops, 1) for r in pts]
-        ys = [r.agreement for r in pts]
-        ax.plot(xs, ys, marker=next(markers), linestyle="-" if len(pts) > 1 else "",
-                label=family)
-    ax.set_xscale("log")
-    ax.set_xlabel("synaptic operations ÷ float32 full network")
-    ax.set_ylabel("spike agreement with float32 full network")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    for ax, what in zip(axes, ("synops", "energy"), strict=True):
+        markers = iter("osD^v<>P*X")
+        for family in families:
+            pts = [r for r in rows if r.family == family]
+            if what == "synops":
+                xs = [r.synops / max(ref.synops, 1) for r in pts]
+            else:
+                xs = [r.energy_uj / max(ref.energy_uj, 1e-12) for r in pts]
+            ax.plot(xs, [r.agreement for r in pts], marker=next(markers),
+                    linestyle="-" if len(pts) > 1 else "", label=family)
+        ax.set_xscale("log")
+        ax.set_xlabel("synaptic operations ÷ float32 full network" if what == "synops"
+                      else "energy estimate ÷ float32 full network")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("spike agreement with float32 full network")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -271,11 +275,14 @@ def plot_latency(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    for mode in dict.fromkeys(r["mode"] for r in rows):
+    for i, mode in enumerate(dict.fromkeys(r["mode"] for r in rows)):
         pts = [r for r in rows if r["mode"] == mode]
         label = "no budget" if mode == "none" else f"50 ms budget, {mode}"
-        ax1.plot([r["rate"] / 1e3 for r in pts], [max(r["p99_ms"], 0.01) for r in pts],
-                 marker="o", label=label)
+        rates = [r["rate"] / 1e3 for r in pts]
+        ax1.plot(rates, [max(r["p50_ms"], 0.01) for r in pts], marker="o", color=f"C{i}",
+                 label=f"{label} (p50)")
+        ax1.plot(rates, [max(r["p99_ms"], 0.01) for r in pts], marker=".", color=f"C{i}",
+                 linestyle="--", alpha=0.6)
         ax2.plot([r["rate"] / 1e3 for r in pts], [r["processed"] for r in pts], marker="o",
                  label=label)
     ax1.axhline(50, color="grey", linestyle=":", label="budget")
@@ -284,7 +291,7 @@ def plot_latency(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("input rate (k events/s)")
         ax.grid(True, which="both", alpha=0.3)
     ax1.set_yscale("log")
-    ax1.set_ylabel("latency p99, ingress → output (ms)")
+    ax1.set_ylabel("latency ingress → output (ms): p50 solid, p99 dashed")
     ax2.set_ylabel("share of input events processed")
     ax1.legend(fontsize=8)
     fig.suptitle("N-MNIST CNN in the live pipeline: latency with and without load shedding",

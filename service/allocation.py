@@ -209,6 +209,7 @@ class Allocator:
         self._rate_packets = 0.0
         self._calls = 0.0
         self._calls_time_s = 0.0
+        self._busy_s = 0.0
         self._calls_last_ns: int | None = None
         self.event_share = 1.0
         self._rate_events = 0.0
@@ -383,8 +384,11 @@ class Allocator:
                           wait_s: float) -> np.ndarray:
         budget_s = float(cfg.latency_budget_ms) * 1e-3  # type: ignore[arg-type]
         self.last_wait_ms = wait_s * 1e3
+        busy = self.busy_fraction()
         if wait_s > 0.5 * budget_s:
             self._backlog_gain = max(0.02, self._backlog_gain * 0.7)
+        elif busy > self.UTILISATION:  # measured: the core thread is busier than the target
+            self._backlog_gain = max(0.02, self._backlog_gain * max(0.7, self.UTILISATION / busy))
         elif wait_s < 0.25 * budget_s:
             self._backlog_gain = min(1.0, self._backlog_gain * 1.05)
         per_call_s, per_event_s = self.cost_model()
@@ -438,8 +442,13 @@ class Allocator:
             dt_s = max(0, now - self._calls_last_ns) * 1e-9
             decay = math.exp(-dt_s / self.RATE_TAU_S)
             self._calls = self._calls * decay + 1
+            self._busy_s = self._busy_s * decay + core_s
             self._calls_time_s = self._calls_time_s * decay + dt_s
         self._calls_last_ns = now
+
+    def busy_fraction(self) -> float:
+        """Share of wall time the core spent in calls (decayed over ``RATE_TAU_S``)."""
+        return self._busy_s / self._calls_time_s if self._calls_time_s > 0 else 0.0
 
     def call_rate_per_s(self) -> float:
         """Core calls per second (coalescing makes fewer calls than packets)."""
@@ -503,6 +512,7 @@ class Allocator:
             "core_us_per_call": round(self.cost_model()[0] * 1e6, 2),
             "core_calls_per_s": round(self.call_rate_per_s(), 1),
             "core_time_share_events": round(self.event_share, 3),
+            "core_busy_fraction": round(self.busy_fraction(), 3),
         }
         if isinstance(cfg.roi, FollowCentroid):
             out["roi_now"] = list(self.follow_rect((int(cfg.roi.size[0]),

@@ -159,11 +159,12 @@ class Pipeline:
         while True:
             batch = [await self.queue.get()]
             limit = self.allocator.chunk_events()
-            if limit is not None:  # coalesce what waits, up to one call's worth
-                total = len(batch[0])
+            if limit is not None:  # coalesce what waits, up to one call's worth once shed
+                keep = self.allocator.keep_fraction
+                total = len(batch[0]) * keep
                 while total < limit and not self.queue.empty():
                     batch.append(self.queue.get_nowait())
-                    total += len(batch[-1])
+                    total += len(batch[-1]) * keep
             try:
                 await self._process(loop, batch, limit)
             finally:
