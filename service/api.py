@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from .config import NirModelConfig, PipelineConfig, Settings
@@ -357,9 +358,39 @@ async def _raw_chunks(request: web.Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
+_MALFORMED_MULTIPART = (ValueError, AssertionError, HttpProcessingError)
+
+
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(UPLOAD_CHUNK_BYTES):
+    while True:
+        try:
+            chunk = await part.read_chunk(UPLOAD_CHUNK_BYTES)
+        except _MALFORMED_MULTIPART as exc:
+            raise web.HTTPBadRequest(text=f"malformed multipart body: {_first_line(exc)}") \
+                from None
+        if not chunk:
+            return
         yield chunk
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+async def _file_part(request: web.Request) -> BodyPartReader:
+    """The multipart part named ``file``; 400 when the body is malformed or has none."""
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        while part is not None and not (isinstance(part, BodyPartReader)
+                                        and part.name == "file"):
+            part = await reader.next()
+    except _MALFORMED_MULTIPART as exc:
+        raise web.HTTPBadRequest(text=f"malformed multipart body: {_first_line(exc)}") from None
+    if part is None or not isinstance(part, BodyPartReader):
+        raise web.HTTPBadRequest(text="the multipart body needs a part named 'file'")
+    return part
 
 
 async def upload_model(request: web.Request) -> web.Response:
@@ -372,16 +403,7 @@ async def upload_model(request: web.Request) -> web.Response:
             max_size=store.max_bytes, actual_size=length,
             text=f"the upload is {length} bytes; the limit is {store.max_bytes}")
     if request.content_type.startswith("multipart/"):
-        try:
-            reader = await request.multipart()
-            part = await reader.next()
-        except (ValueError, AssertionError) as exc:
-            raise web.HTTPBadRequest(text=f"malformed multipart body: {exc}") from None
-        while part is not None and not (isinstance(part, BodyPartReader)
-                                        and part.name == "file"):
-            part = await reader.next()
-        if part is None or not isinstance(part, BodyPartReader):
-            raise web.HTTPBadRequest(text="the multipart body needs a part named 'file'")
+        part = await _file_part(request)
         name = _model_name(request, request.query.get("name") or part.filename)
         chunks = _part_chunks(part)
     else:
@@ -485,9 +507,9 @@ OPERATIONS: tuple[Operation, ...] = (
                      Query("replace", "overwrite a model of that name")),
               errors=(409, 413, 422)),
     Operation("GET", "/api/v1/models/{name}", get_model, "One uploaded model", "models",
-              ModelInfo, errors=_BY_NAME),
+              ModelInfo, errors=(400, *_BY_NAME)),
     Operation("DELETE", "/api/v1/models/{name}", delete_model, "Delete an uploaded model",
-              "models", Deleted, errors=(*_BY_NAME, 409)),
+              "models", Deleted, errors=(400, *_BY_NAME, 409)),
 )
 
 

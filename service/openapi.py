@@ -19,6 +19,9 @@ from spikegate import __version__
 
 from .api import OPERATIONS, ErrorBody, Operation
 from .auth import SAFE_METHODS
+from .schemas import MODEL_NAME_PATTERN
+
+PIPELINE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 REF = "#/components/schemas/{model}"
@@ -51,8 +54,10 @@ def _models(ops: tuple[Operation, ...]) -> list[tuple[type[BaseModel], JsonSchem
 
 def _operation(op: Operation, refs: dict[Any, Any],
                read_requires_token: bool) -> dict[str, Any]:
+    pattern = MODEL_NAME_PATTERN if op.path.startswith("/api/v1/models/") else PIPELINE_NAME
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": pattern}}
         for name in re.findall(r"{(\w+)}", op.path)]
     params += [{"name": q.name, "in": "query", "required": False, "description": q.description,
                 "schema": {"type": q.kind}} for q in op.query]
@@ -96,10 +101,32 @@ def _operation(op: Operation, refs: dict[Any, Any],
     return out
 
 
+def _require_discriminators(defs: dict[str, Any]) -> None:
+    """A tagged union needs its tag: mark it required in each member (pydantic does not)."""
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            disc = node.get("discriminator")
+            if isinstance(disc, dict):
+                for ref in disc.get("mapping", {}).values():
+                    member = defs.get(ref.rsplit("/", 1)[-1])
+                    if member is not None and disc["propertyName"] not in member.get(
+                            "required", []):
+                        member["required"] = [*member.get("required", []),
+                                              disc["propertyName"]]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(defs)
+
+
 def build_document(read_requires_token: bool = False,
                    ops: tuple[Operation, ...] = OPERATIONS) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``ops``."""
     refs, defs = models_json_schema(_models(ops), ref_template=REF)
+    _require_discriminators(defs.get("$defs", {}))
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(
