@@ -3,8 +3,9 @@
 ``load_model(path, profile)`` reads a ``.nir`` file and compiles it;
 ``Network.step(events)`` runs a packet of ``EVENT_DTYPE`` events (or a
 ``(T, *input_shape)`` count raster) through the graph event by event and
-returns a ``StepResult``: the output spikes as events, with their step and
-cause time, and the synaptic operations and neuron updates of each layer.
+returns a ``StepResult``: the output spikes as events (one per spike), with
+their step and cause time, and the synaptic operations and neuron updates of
+each layer.
 
 Time. Events are binned into steps of ``dt_us``; step 0 starts at the first
 event's time rounded down to a multiple of dt (``t_origin_us``). A call runs
@@ -37,7 +38,10 @@ from .graph import Graph, GraphError, load_graph
 from .kernels.events import bin_events, fill_cause_times
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
-from .stages import STAGES, Stage
+from .stages import STAGES, DenseStage, NeuronStage, Stage
+
+MAX_SPIKES_PER_EVENT_STEP = 255
+"""A multi-spike neuron's spikes in one step beyond this are counted, not listed."""
 
 
 class InputError(ValueError):
@@ -50,13 +54,14 @@ class StepResult:
 
     events: np.ndarray  # EVENT_DTYPE: t = cause time (µs), x = output index, one per spike
     steps: np.ndarray  # int64, the step of each output event
-    output: Signal  # raw output entries (step, index, count or value)
+    output: Signal  # (step, index, spike count or v) per firing neuron and step
     synops: dict[str, int]  # per layer, this call
     neuron_updates: dict[str, int]  # per layer, this call
     first_step: int = 0
     n_steps: int = 0
     n_input_events: int = 0
     n_late: int = 0
+    n_truncated: int = 0  # spikes beyond MAX_SPIKES_PER_EVENT_STEP (multi-spike IF), not in events
     recorded: dict[str, Signal] = field(default_factory=dict)
 
     @property
@@ -104,16 +109,33 @@ class Network:
         }
         self._fold_constants()
         self._groups = _groups(graph)
-        # the run plan: (name, forward sources, None) for a layer on no cycle,
-        # ("", (), members) for the layers of one cycle, stepped together
-        self._plan: list[tuple[str, tuple[str, ...], list[str] | None]] = []
+        # the run plan: (name, forward sources, None, fused dense layer) for a layer on
+        # no cycle, ("", (), members, None) for the layers of one cycle, stepped together.
+        # A dense layer whose only consumer is a neuron layer fed by it alone runs fused
+        # into that neuron layer (unless recorded in a call).
+        consumers: dict[str, list[str]] = {n: [] for n in self.stages}
+        for e in graph.edges:
+            consumers[e.source].append(e.target)
+        self._plan: list[tuple[str, tuple[str, ...], list[str] | None, str | None]] = []
+        fused_into: dict[str, str] = {}
         for group in self._groups:
-            if len(group) == 1 and not self._has_self_loop(group[0]):
-                if group[0] != self.input_name:
-                    sources = tuple(src for src, _ in self._sources[group[0]])
-                    self._plan.append((group[0], sources, None))
+            name = group[0]
+            if len(group) == 1 and not self._has_self_loop(name):
+                if name == self.input_name:
+                    continue
+                sources = tuple(src for src, _ in self._sources[name])
+                fused = None
+                if (len(sources) == 1 and isinstance(self.stages[name], NeuronStage)
+                        and type(self.stages[name]) is NeuronStage
+                        and isinstance(self.stages[sources[0]], DenseStage)
+                        and consumers[sources[0]] == [name]
+                        and sources[0] in {p[0] for p in self._plan}):
+                    fused = sources[0]
+                    fused_into[fused] = name
+                self._plan.append((name, sources, None, fused))
             else:
-                self._plan.append(("", (), group))
+                self._plan.append(("", (), group, None))
+        self._fused_into = fused_into
         self._output_spiking = self._output_is_spiking()
         self.reset_state()
 
@@ -316,24 +338,36 @@ class Network:
         synops0 = [s.synops for s in stages]
         updates0 = [s.updates for s in stages]
         outputs: dict[str, Signal] = {self.input_name: inp}
-        for name, sources, group in self._plan:
-            if group is None:
+        for name, sources, group, fused in self._plan:
+            if group is not None:
+                self._run_cycle(group, k0, k1, outputs)
+            elif fused is not None and self._fusable(fused, record):
+                dense_sources = [src for src, _ in self._sources[fused]]
+                parts = [outputs[src] for src in dense_sources]
+                stage_in = parts[0] if len(parts) == 1 else merge_signals(parts)
+                stage = self.stages[name]
+                outputs[name] = stage.advance(k0, k1, stage_in, dense=self.stages[fused])
+            else:
+                if name in self._fused_into and self._fusable(name, record):
+                    continue  # runs inside its neuron layer
                 parts = [outputs[src] for src in sources]
                 stage_in = parts[0] if len(parts) == 1 else merge_signals(parts)
                 outputs[name] = self.stages[name].advance(k0, k1, stage_in)
-            else:
-                self._run_cycle(group, k0, k1, outputs)
         self.next_step = k1
         out = outputs.get(self.output_name, empty_signal())
         if self._output_spiking:
-            reps = np.rint(out.val).astype(np.int64)
-        else:
+            counts = np.rint(out.val).astype(np.int64)
+            reps = np.minimum(counts, MAX_SPIKES_PER_EVENT_STEP)
+            n_truncated = int((counts - reps).sum())
+        else:  # v of a non-spiking readout: one event per entry, the value in counts
             reps = np.ones(len(out), np.int64)
-        ev = np.zeros(int(reps.sum()), dtype=EVENT_DTYPE)
+            n_truncated = 0
         ev_steps = np.repeat(out.step, reps)
-        ev["t"] = step_t[ev_steps - k0] if len(ev) else 0
-        ev["x"] = np.repeat(out.idx, reps)
-        ev["p"] = 1
+        ev = np.zeros(len(ev_steps), dtype=EVENT_DTYPE)
+        if len(ev):
+            ev["t"] = step_t[ev_steps - k0]
+            ev["x"] = np.repeat(out.idx, reps)
+            ev["p"] = 1
         return StepResult(
             events=ev,
             steps=ev_steps,
@@ -344,8 +378,13 @@ class Network:
             n_steps=k1 - k0,
             n_input_events=n_in,
             n_late=n_late,
+            n_truncated=n_truncated,
             recorded={name: outputs.get(name, empty_signal()) for name in record},
         )
+
+    def _fusable(self, dense: str, record: tuple[str, ...]) -> bool:
+        # a stage swapped at run time (CSR, other precision) runs on its own
+        return dense not in record and type(self.stages[dense]) is DenseStage
 
     def _output_source(self) -> str:
         return self._sources[self.output_name][0][0]

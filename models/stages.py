@@ -20,7 +20,7 @@ import numpy as np
 
 from .graph import GraphError, Layer
 from .kernels import neuron as kn
-from .kernels.dense import scatter_dense
+from .kernels.dense import dense_into_neurons, scatter_dense
 from .profiles import Profile, delay_steps, neuron_coefficients
 from .signal import Signal, empty_signal
 
@@ -219,7 +219,9 @@ class NeuronStage(Stage):
         self.istate[1, : always.size] = always
         self.flags[kn.N_ACTIVE] = always.size
 
-    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
+    def advance(self, k0: int, k1: int, inp: Signal, dense: DenseStage | None = None) -> Signal:
+        """Advance over [k0, k1); with ``dense``, ``inp`` is that dense layer's input and
+        the two run fused (the dense layer's synops are counted on it)."""
         n = self.size
         cap = max(2 * n, 2 * len(inp), 256)
         parts: list[Signal] = []
@@ -228,10 +230,20 @@ class NeuronStage(Stage):
         while k < k1:
             out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64),
                          np.empty(cap, np.float64))
-            n_out, k, pos = kn.advance_neurons(
-                k, k1, inp.step, inp.idx, inp.val, pos, self.coef_rows, self.flags,
-                self.fstate, self.istate, self.bstate, out.step, out.idx, out.val, self.counters,
-            )
+            if dense is None:
+                n_out, k, pos = kn.advance_neurons(
+                    k, k1, inp.step, inp.idx, inp.val, pos, self.coef_rows, self.flags,
+                    self.fstate, self.istate, self.bstate, out.step, out.idx, out.val,
+                    self.counters,
+                )
+            else:
+                synops0 = int(dense.counters[0])
+                n_out, k, pos = dense_into_neurons(
+                    k, k1, inp.step, inp.idx, inp.val, pos, dense.weight_t, self.coef_rows,
+                    self.flags, self.fstate, self.istate, self.bstate, out.step, out.idx,
+                    out.val, self.counters, dense.counters,
+                )
+                dense.synops += int(dense.counters[0]) - synops0
             parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
             cap *= 2
         self.updates += int(self.counters[0]) - before

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from numba import njit
 
+from .neuron import step_candidates
+
 
 @njit(cache=True, nogil=True)
 def scatter_dense(in_step, in_idx, in_val, weight_t, acc, out_step, out_idx, out_val, counters):
@@ -43,3 +45,44 @@ def scatter_dense(in_step, in_idx, in_val, weight_t, acc, out_step, out_idx, out
             n_out += 1
     counters[0] += synops
     return n_out
+
+
+@njit(cache=True, nogil=True)
+def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, flags, fstate,
+                       istate, bstate, out_step, out_idx, out_val, counters, synops):
+    """A dense layer fused with the neuron layer it alone drives: each input event's
+    row is scattered straight into the neurons' input sums (no intermediate events).
+
+    Same contract as ``neuron.advance_neurons``; ``synops[0]`` += synaptic operations.
+    """
+    acc = fstate[2]
+    cand = istate[2]
+    mark = bstate[0]
+    n_post = weight_t.shape[1]
+    cap = out_step.shape[0]
+    n_in = in_step.shape[0]
+    pos = pos0
+    n_out = 0
+    k = k0
+    ops = 0
+    while k < k1:
+        if n_out + n_post > cap:
+            break
+        nt = 0
+        if pos < n_in and in_step[pos] == k:
+            while pos < n_in and in_step[pos] == k:
+                row = weight_t[in_idx[pos]]
+                val = in_val[pos]
+                for j in range(n_post):
+                    acc[j] += row[j] * val
+                ops += n_post
+                pos += 1
+            for j in range(n_post):  # a dense layer touches every neuron
+                mark[j] = 1
+                cand[j] = j
+            nt = n_post
+        n_out = step_candidates(k, nt, coef, flags, fstate, istate, bstate,
+                                out_step, out_idx, out_val, n_out, counters)
+        k += 1
+    synops[0] += ops
+    return n_out, k, pos

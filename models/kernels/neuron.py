@@ -81,24 +81,14 @@ def advance_neurons(k0, k1, in_step, in_idx, in_val, pos0, coef, flags, fstate, 
     Returns (n_out, step reached, input position reached).
     ``counters[0]`` += neuron updates.
     """
-    alpha, gain_syn, beta = coef[ALPHA], coef[GAIN_SYN], coef[BETA]
-    gain_v_old, gain_v, gain_x = coef[GAIN_V_OLD], coef[GAIN_V], coef[GAIN_X]
-    leak, threshold, v_reset, v_min = coef[LEAK], coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
-    bias, bias_rec = coef[BIAS], coef[BIAS_REC]
-    spiking = flags[SPIKING] != 0
-    multi = flags[MULTI] != 0
-    reset_code = flags[RESET_CODE]
-    at_threshold = flags[AT_THRESHOLD] != 0
-    rec_start = flags[REC_START]
-    v, i, acc = fstate[0], fstate[1], fstate[2]
-    last, active, cand = istate[0], istate[1], istate[2]
-    mark, always = bstate[0], bstate[1]
-    n = v.shape[0]
+    acc = fstate[2]
+    cand = istate[2]
+    mark = bstate[0]
+    n = acc.shape[0]
     cap = out_step.shape[0]
     n_in = in_step.shape[0]
     pos = pos0
     n_out = 0
-    updates = 0
     k = k0
     while k < k1:
         if n_out + n > cap:
@@ -112,72 +102,95 @@ def advance_neurons(k0, k1, in_step, in_idx, in_val, pos0, coef, flags, fstate, 
                 cand[nt] = j
                 nt += 1
             pos += 1
-        for a in range(flags[N_ACTIVE]):
-            j = active[a]
-            if mark[j] == 0:
-                mark[j] = 1
-                cand[nt] = j
-                nt += 1
-        na = 0
-        for c in range(nt):
-            j = cand[c]
-            mark[j] = 0
-            # lazy catch-up: replay the missed steps (no input, no spike possible)
-            s = last[j] + 1
-            while s < k:
-                x = bias[j]
-                if s >= rec_start:
-                    x = x + bias_rec[j]
-                vv, ii, _ = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
-                                    gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
-                                    v_min[j], spiking, multi, reset_code, at_threshold)
-                updates += 1
-                if vv == v[j] and ii == i[j]:
-                    break
-                v[j] = vv
-                i[j] = ii
-                s += 1
-            x = acc[j] + bias[j]
-            if k >= rec_start:
+        n_out = step_candidates(k, nt, coef, flags, fstate, istate, bstate,
+                                out_step, out_idx, out_val, n_out, counters)
+        k += 1
+    return n_out, k, pos
+
+
+@njit(cache=True, nogil=True)
+def step_candidates(k, nt, coef, flags, fstate, istate, bstate, out_step, out_idx, out_val,
+                    n_out, counters):
+    """Step k for the ``nt`` candidates already in ``istate[2]`` (their input summed in
+    ``fstate[2]``, marked in ``bstate[0]``) plus the active set; returns the new n_out."""
+    alpha, gain_syn, beta = coef[ALPHA], coef[GAIN_SYN], coef[BETA]
+    gain_v_old, gain_v, gain_x = coef[GAIN_V_OLD], coef[GAIN_V], coef[GAIN_X]
+    leak, threshold, v_reset, v_min = coef[LEAK], coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
+    bias, bias_rec = coef[BIAS], coef[BIAS_REC]
+    spiking = flags[SPIKING] != 0
+    multi = flags[MULTI] != 0
+    reset_code = flags[RESET_CODE]
+    at_threshold = flags[AT_THRESHOLD] != 0
+    rec_start = flags[REC_START]
+    v, i, acc = fstate[0], fstate[1], fstate[2]
+    last, active, cand = istate[0], istate[1], istate[2]
+    mark, always = bstate[0], bstate[1]
+    updates = 0
+    for a in range(flags[N_ACTIVE]):
+        j = active[a]
+        if mark[j] == 0:
+            mark[j] = 1
+            cand[nt] = j
+            nt += 1
+    na = 0
+    for c in range(nt):
+        j = cand[c]
+        mark[j] = 0
+        # lazy catch-up: replay the missed steps (no input, no spike possible)
+        s = last[j] + 1
+        while s < k:
+            x = bias[j]
+            if s >= rec_start:
                 x = x + bias_rec[j]
-            acc[j] = 0.0
-            vv, ii, count = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
-                                    gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
-                                    v_min[j], spiking, multi, reset_code, at_threshold)
+            vv, ii, _ = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
+                                gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
+                                v_min[j], spiking, multi, reset_code, at_threshold)
             updates += 1
+            if vv == v[j] and ii == i[j]:
+                break
             v[j] = vv
             i[j] = ii
-            last[j] = k
-            if spiking:
-                if count > 0.0:
-                    out_step[n_out] = k
-                    out_idx[n_out] = j
-                    out_val[n_out] = count
-                    n_out += 1
-            else:
+            s += 1
+        x = acc[j] + bias[j]
+        if k >= rec_start:
+            x = x + bias_rec[j]
+        acc[j] = 0.0
+        vv, ii, count = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
+                                gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
+                                v_min[j], spiking, multi, reset_code, at_threshold)
+        updates += 1
+        v[j] = vv
+        i[j] = ii
+        last[j] = k
+        if spiking:
+            if count > 0.0:
                 out_step[n_out] = k
                 out_idx[n_out] = j
-                out_val[n_out] = vv
+                out_val[n_out] = count
                 n_out += 1
-            # stays active next step?
-            live = always[j] != 0
-            if not live:
-                if not spiking:
-                    live = vv != 0.0 or ii != 0.0
-                else:
-                    bound = vv if vv > 0.0 else 0.0
-                    if ii != 0.0:
-                        al = alpha[j]  # not `a` (an int above): unified types halve speed
-                        if al < 1.0:
-                            g = abs(gain_v_old[j]) + abs(gain_v[j])
-                            bound += g * abs(ii) / (1.0 - al)
-                        else:
-                            bound = np.inf
-                    live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
-            if live:
-                active[na] = j
-                na += 1
-        flags[N_ACTIVE] = na
-        k += 1
+        else:
+            out_step[n_out] = k
+            out_idx[n_out] = j
+            out_val[n_out] = vv
+            n_out += 1
+        # stays active next step?
+        live = always[j] != 0
+        if not live:
+            if not spiking:
+                live = vv != 0.0 or ii != 0.0
+            else:
+                bound = vv if vv > 0.0 else 0.0
+                if ii != 0.0:
+                    al = alpha[j]  # not `a` (an int above): unified types halve speed
+                    if al < 1.0:
+                        g = abs(gain_v_old[j]) + abs(gain_v[j])
+                        bound += g * abs(ii) / (1.0 - al)
+                    else:
+                        bound = np.inf
+                live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
+        if live:
+            active[na] = j
+            na += 1
+    flags[N_ACTIVE] = na
     counters[0] += updates
-    return n_out, k, pos
+    return n_out

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     np.savez(args.out, **out)
     sim_s = result.n_steps * net.profile.dt_s
     speed = f", ×{sim_s / took:.0f} real time" if took > 0 else ""
-    n_out = len(result.events)
+    n_out = len(result.events) + result.n_truncated
     print(
         f"{model.name} [{net.profile.name}, dt {net.profile.dt_s * 1e3:g} ms, "
         f"reset {net.profile.reset}]: {result.n_steps} steps, {result.n_input_events} input "
