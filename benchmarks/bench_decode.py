@@ -5,15 +5,17 @@ decoder, events counted chunk by chunk) races the installed reference
 decoders on the same bytes: ``evt3`` 0.4 (Rust; whole file, and its bounded
 ``decode_file_batches``) and ``expelliarmus`` 1.1 (C; EVT 2.0, EVT 3.0, DAT).
 A peer that is not installed is skipped with a note. Files: the real samples
-in ../shared/data, and 10× files our writers make from them (the sample's
-events repeated, shifted in time; every peer reads them back with the same
-count). Rounds are interleaved round-robin, the best CPU time of each decoder
-is kept (the machine is shared: wall time would measure the scheduler; all
+in ../shared/data; 10× files made of the sample's own words repeated (each
+copy's EVT_TIME_HIGH words moved on past the previous copy: the sensor's
+encoding, ten times longer); and, for EVT 3.0, 10× the sample's events as
+our writer encodes them. Every peer reads each file with the same count.
+Rounds are interleaved round-robin, the best CPU time of each decoder is
+kept (the machine is shared: wall time would measure the scheduler; all
 decoders here are single-threaded). Ratio = our events/s ÷ the peer's (> 1:
 we are faster).
 
-Then the peak memory of ``inspect_file`` (tracemalloc) on the sample and on
-the 10× file: it should stay flat.
+Then the peak memory of ``inspect_file`` (tracemalloc) on the samples and on
+10× and 30× files: it should stay flat once a file is larger than one chunk.
 
 Run: ``.venv/bin/python benchmarks/bench_decode.py [--rounds N]``
 """
@@ -32,6 +34,7 @@ import numpy as np
 
 from spikegate.drivers.files import dat, evt2, evt3, evt21, numpy_files, read_events
 from spikegate.drivers.files.base import Format, iter_event_chunks
+from spikegate.drivers.files.percent_header import read_percent_header
 from spikegate.drivers.files.tools import inspect_file
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -124,6 +127,30 @@ def write_repeated(src: Path, dst: Path, writer_of: Callable, times: int) -> int
     return len(events) * times
 
 
+def repeat_raw(src: Path, dst: Path, word: str, high_bits: int, times: int) -> None:
+    """``times`` copies of ``src``'s own words (the sensor's encoding), later copies with their
+    EVT_TIME_HIGH words moved on past the previous copy: a real recording, ``times`` longer."""
+    data = src.read_bytes()
+    with open(src, "rb") as f:
+        offset = read_percent_header(f, src.name).data_offset
+    words = np.frombuffer(data[offset:], dtype=word)
+    bits = 8 * words.dtype.itemsize
+    kind = words >> (bits - 4)
+    is_high = kind == 0x8
+    content_mask = (1 << high_bits) - 1
+    highs = words[is_high] & content_mask
+    delta = int(highs.max()) - int(highs.min()) + 1
+    if int(highs.max()) + (times - 1) * delta > content_mask:
+        raise SystemExit(f"{src.name}: {times} copies would wrap the time base")
+    with open(dst, "wb") as f:
+        f.write(data[:offset])
+        for k in range(times):
+            copy = words.copy()
+            copy[is_high] = (copy[is_high] & ~np.array(content_mask, dtype=word)) | (
+                highs + k * delta).astype(word)
+            f.write(copy.tobytes())
+
+
 def evt21_file(path: Path, n_words: int, seed: int = 0) -> None:
     """A synthetic EVT 2.1 file (legacy order) with dense 32-pixel vectors."""
     rng = np.random.default_rng(seed)
@@ -169,15 +196,21 @@ def main() -> None:
     evt2_sample = DATA / "faery_evt2.raw"
     dat_sample = DATA / "tonic_sample_ncars.dat"
     evt3_10x, evt2_10x = tmp / "evt3_10x.raw", tmp / "evt2_10x.raw"
-    write_repeated(evt3_sample, evt3_10x, lambda f, g: evt3.Evt3Writer(f, g), 10)
-    write_repeated(evt2_sample, evt2_10x, lambda f, g: evt2.Evt2Writer(f, g), 10)
+    repeat_raw(evt3_sample, evt3_10x, "<u2", 12, 10)
+    repeat_raw(evt2_sample, evt2_10x, "<u4", 28, 10)
+    evt3_ours = tmp / "evt3_10x_ours.raw"
+    write_repeated(evt3_sample, evt3_ours, lambda f, g: evt3.Evt3Writer(f, g), 10)
 
     cases = [
         ("EVT 3.0, real sample (expelliarmus_evt3_sample.raw, Gen4.1 1280×720)",
          evt3_sample, evt3.FORMAT, "evt3"),
-        ("EVT 3.0, 10× the sample as written by our writer", evt3_10x, evt3.FORMAT, "evt3"),
+        ("EVT 3.0, the sample's words 10× (time moved on per copy)", evt3_10x, evt3.FORMAT,
+         "evt3"),
+        ("EVT 3.0, 10× the sample's events as our writer encodes them", evt3_ours,
+         evt3.FORMAT, "evt3"),
         ("EVT 2.0, real sample (faery_evt2.raw, Gen3 640×480)", evt2_sample, evt2.FORMAT, "evt2"),
-        ("EVT 2.0, 10× the sample as written by our writer", evt2_10x, evt2.FORMAT, "evt2"),
+        ("EVT 2.0, the sample's words 10× (time moved on per copy)", evt2_10x, evt2.FORMAT,
+         "evt2"),
         ("DAT, real sample (tonic_sample_ncars.dat, N-CARS)", dat_sample, dat.FORMAT, "dat"),
     ]
     for title, path, fmt, encoding in cases:
@@ -218,7 +251,7 @@ def main() -> None:
     print("| file | events | size (MB) | peak traced (MB) |")
     print("|---|---:|---:|---:|")
     evt3_30x = tmp / "evt3_30x.raw"
-    write_repeated(evt3_sample, evt3_30x, lambda f, g: evt3.Evt3Writer(f, g), 30)
+    repeat_raw(evt3_sample, evt3_30x, "<u2", 12, 30)
     for label, path in (("EVT 3.0 sample", evt3_sample), ("EVT 3.0 10×", evt3_10x),
                         ("EVT 3.0 30×", evt3_30x), ("EVT 2.0 sample", evt2_sample),
                         ("EVT 2.0 10×", evt2_10x)):

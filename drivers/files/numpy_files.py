@@ -175,6 +175,8 @@ class ArrayDecoder:
         size = self.layout.record_bytes
         n = min(len(buf) // size, self.layout.count - self.done) if size else 0
         events = self.layout.records_to_events(buf, n, self.where, self.done)
+        if not events.flags.writeable:  # a view of the read buffer: the caller owns a copy
+            events = events.copy()
         self.done += n
         used = n * size
         if final and (self.done != self.layout.count or used != len(buf)):
