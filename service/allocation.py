@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spikegate.drivers import ops
 from spikegate.drivers.packet import Geometry
@@ -98,6 +98,23 @@ class EnergyConfig(BaseModel):
                           self.scale_with_precision, max(1, int(self.dense_dt_ms * 1000)))
 
 
+class AutoConfig(BaseModel):
+    """Pick knobs automatically for one budget: ``synops_per_s`` (synaptic operations per
+    second: the shedding policy keeps what fits) or ``energy_uw`` (the arithmetic energy
+    estimate per second, µW: the highest precision that fits, then shedding)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    synops_per_s: float | None = Field(None, gt=0, le=1e15)
+    energy_uw: float | None = Field(None, gt=0, le=1e12)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> AutoConfig:
+        if (self.synops_per_s is None) == (self.energy_uw is None):
+            raise ValueError("give exactly one budget: synops_per_s or energy_uw")
+        return self
+
+
 class AllocationConfig(BaseModel):
     """A pipeline's resource-allocation knobs (absent or null: not applied)."""
 
@@ -114,6 +131,7 @@ class AllocationConfig(BaseModel):
     precision: PrecisionConfig | None = None
     sparsity: float | None = Field(None, ge=0.0, lt=1.0)
     energy: EnergyConfig = Field(default_factory=lambda: EnergyConfig())
+    auto: AutoConfig | None = None
 
     @field_validator("roi", mode="before")
     @classmethod
@@ -153,6 +171,9 @@ def check_allocation(cfg: AllocationConfig, geometry: Geometry, where: str) -> N
         sw, sh = cfg.roi.size
         if sw > w or sh > h:
             raise ValueError(f"{where}: roi.size {sw}x{sh} is larger than the {w}x{h} sensor")
+    if cfg.auto is not None and cfg.auto.energy_uw is not None and cfg.precision is not None:
+        raise ValueError(f"{where}: precision and auto.energy_uw both set the precision; "
+                         "clear one")
     if isinstance(cfg.rate_budget_ev_s, list):
         n = len(cfg.roi) if isinstance(cfg.roi, list) else 1
         if len(cfg.rate_budget_ev_s) != n:
@@ -228,6 +249,8 @@ class Allocator:
         self._recent: list[np.ndarray] = []
         self._recent_n = 0
         self.core_report: dict[str, Any] = {}
+        self._ops = np.zeros(3)  # decayed Σ events, Σ synops, Σ neuron updates per core call
+        self.policy = AutoPolicy()
 
     # ------------------------------------------------------------------ configuration
 
@@ -278,8 +301,13 @@ class Allocator:
             before = events.shape[0]
             events = ops.rate_budget(events, plan.budget)
             self.shed.add("rate_budget", before - int(events.shape[0]))
-        if cfg.latency_budget_ms is not None:
-            events = self._shed_for_latency(events, cfg, (now_ns - ingress_ns) * 1e-9)
+        if cfg.latency_budget_ms is not None or cfg.auto is not None:
+            keep = 1.0
+            if cfg.latency_budget_ms is not None:
+                keep = self._latency_keep(cfg, (now_ns - ingress_ns) * 1e-9)
+            if cfg.auto is not None:
+                keep = min(keep, self.policy.decide(self, cfg, now_ns))
+            events = self._shed(events, keep, cfg.shed_policy)
         self.events_admitted += int(events.shape[0])
         self._remember(events)
         return events
@@ -307,8 +335,11 @@ class Allocator:
         if cfg.sparsity != previous.sparsity:
             self.core_report["connectivity_change"] = pruning.set_sparsity(core, cfg.sparsity)
             changed = True
-        if cfg.precision != previous.precision:
+        auto_owned = previous.auto is not None and previous.auto.energy_uw is not None
+        now_owned = cfg.auto is not None and cfg.auto.energy_uw is not None
+        if cfg.precision != previous.precision or (auto_owned and not now_owned):
             precision.set_precision(bank_of(core), cfg.precision)
+            self.policy.precision = None
             changed = True
         if not changed:
             return
@@ -380,8 +411,8 @@ class Allocator:
         y0 = int(min(max(round(cy - size[1] / 2), 0), h - size[1]))
         return (x0, y0, int(size[0]), int(size[1]))
 
-    def _shed_for_latency(self, events: np.ndarray, cfg: AllocationConfig,
-                          wait_s: float) -> np.ndarray:
+    def _latency_keep(self, cfg: AllocationConfig, wait_s: float) -> float:
+        """The share of events the core can take within the latency budget."""
         budget_s = float(cfg.latency_budget_ms) * 1e-3  # type: ignore[arg-type]
         self.last_wait_ms = wait_s * 1e3
         busy = self.busy_fraction()
@@ -404,11 +435,14 @@ class Allocator:
             f_rate = 1.0
         else:
             f_rate = max(0.0, self.UTILISATION - fixed) / variable
-        self.keep_fraction = min(1.0, max(0.005, f_rate * self._backlog_gain))
+        return min(1.0, max(0.005, f_rate * self._backlog_gain))
+
+    def _shed(self, events: np.ndarray, keep: float, policy: ShedPolicy) -> np.ndarray:
+        """Keep about ``keep`` of ``events`` by ``policy``; count the rest as shed."""
+        self.keep_fraction = keep
         n = int(events.shape[0])
         if n == 0:
             return events
-        policy = cfg.shed_policy
         if policy is ShedPolicy.THIN:
             if self.keep_fraction >= 1.0:
                 return events
@@ -449,6 +483,16 @@ class Allocator:
     def busy_fraction(self) -> float:
         """Share of wall time the core spent in calls (decayed over ``RATE_TAU_S``)."""
         return self._busy_s / self._calls_time_s if self._calls_time_s > 0 else 0.0
+
+    def observe_ops(self, n_events: int, synops: int, updates: int) -> None:
+        """Learn the network's operations per event from one core call."""
+        if n_events > 0:
+            self._ops = self._ops * self.COST_DECAY + np.array([n_events, synops, updates])
+
+    def ops_per_event(self) -> tuple[float, float]:
+        """(synaptic operations, neuron updates) per admitted event, recently."""
+        n, syn, upd = self._ops
+        return (float(syn / n), float(upd / n)) if n > 0 else (0.0, 0.0)
 
     def call_rate_per_s(self) -> float:
         """Core calls per second (coalescing makes fewer calls than packets)."""
@@ -517,7 +561,9 @@ class Allocator:
         if isinstance(cfg.roi, FollowCentroid):
             out["roi_now"] = list(self.follow_rect((int(cfg.roi.size[0]),
                                                     int(cfg.roi.size[1]))))
-        if cfg.latency_budget_ms is not None:
+        if cfg.auto is not None:
+            out["auto"] = self.policy.report()
+        if cfg.latency_budget_ms is not None or cfg.auto is not None:
             out.update(keep_fraction=round(self.keep_fraction, 4),
                        shed_policy=str(cfg.shed_policy),
                        refractory_period_us=self.period_us,
@@ -529,3 +575,86 @@ class Allocator:
 def warm_up() -> None:
     """Compile the event operations' kernels."""
     ops.warm_up()
+
+
+class AutoPolicy:
+    """The optional policy layer: from a budget, the knobs, with the reason as a sentence.
+
+    Every ``DECIDE_EVERY_NS`` it reads the input rate and the network's operations
+    per event (both measured) and picks: under ``synops_per_s``, the share of events
+    to keep; under ``energy_uw``, first the highest precision on the ladder float32
+    → int16 → int8 (int16 agrees with float32 as well as float16 does in
+    benchmarks/README.md, at a quarter of its accumulate energy) whose estimated
+    power fits, then a share of events if even int8 does not fit.
+    """
+
+    LADDER = ("float32", "int16", "int8")
+    DECIDE_EVERY_NS = 250_000_000
+
+    def __init__(self) -> None:
+        self.core: Any = None
+        self.keep = 1.0
+        self.precision: str | None = None
+        self.why = "no measurement yet"
+        self.predicted: float | None = None
+        self._last_ns: int | None = None
+
+    def decide(self, alloc: Allocator, cfg: AllocationConfig, now_ns: int) -> float:
+        """The share of events to keep now (the precision is set here too)."""
+        if self._last_ns is not None and now_ns - self._last_ns < self.DECIDE_EVERY_NS:
+            return self.keep
+        self._last_ns = now_ns
+        auto = cfg.auto
+        rate = alloc.input_rate_ev_s()
+        synops_ev, updates_ev = alloc.ops_per_event()
+        if auto is None or rate <= 0 or synops_ev + updates_ev <= 0:
+            self.keep, self.why = 1.0, "no measurement yet: keeping every event"
+            return self.keep
+        policy = str(cfg.shed_policy)
+        if auto.synops_per_s is not None:
+            need = rate * synops_ev
+            self.keep = min(1.0, auto.synops_per_s / need)
+            self.predicted = min(need, auto.synops_per_s)
+            verdict = ("fits" if self.keep >= 1.0
+                       else f"exceeds it: keep {self.keep:.0%} by {policy}")
+            self.why = (f"input {rate:,.0f} ev/s × {synops_ev:,.0f} synops/event = {need:.3g} "
+                        f"synops/s against a budget of {auto.synops_per_s:.3g}: {verdict}")
+            return self.keep
+        budget = float(auto.energy_uw)  # type: ignore[arg-type]
+        energies = cfg.energy.op_energies()
+
+        def power_uw(p: str) -> float:  # pJ/s × 1e-6 = µW
+            per_event = synops_ev * energies.accumulate_at(p) + updates_ev * (
+                energies.neuron_update_pj)
+            return rate * per_event * 1e-6
+
+        allowed = [p for p in self.LADDER if self._takes(p)]
+        if not allowed:
+            allowed = ["float32"]
+        chosen = next((p for p in allowed if power_uw(p) <= budget), allowed[-1])
+        self.keep = min(1.0, budget / power_uw(chosen)) if power_uw(chosen) > 0 else 1.0
+        self.predicted = power_uw(chosen) * self.keep
+        if chosen != self.precision and self.core is not None:
+            precision.set_precision(bank_of(self.core), chosen)
+        self.precision = chosen
+        full = power_uw("float32")
+        tail = ("fits" if self.keep >= 1.0 else
+                f"still {power_uw(chosen):.3g} µW: keep {self.keep:.0%} by {policy}")
+        self.why = (f"input {rate:,.0f} ev/s × ({synops_ev:,.0f} synops + {updates_ev:,.0f} "
+                    f"neuron updates)/event ≈ {full:.3g} µW at float32 against a budget of "
+                    f"{budget:.3g} µW; {chosen} {tail}")
+        return self.keep
+
+    def _takes(self, p: str) -> bool:
+        if self.core is None:
+            return p == "float32"
+        try:
+            precision.check_precisions(bank_of(self.core), p)
+        except KnobError:
+            return False
+        return True
+
+    def report(self) -> dict[str, Any]:
+        return {"keep_fraction": round(self.keep, 4), "precision": self.precision,
+                "predicted": None if self.predicted is None else round(self.predicted, 3),
+                "why": self.why}

@@ -105,6 +105,7 @@ class Pipeline:
         self.source_rate = RateMeter()
         self.core_latency = LatencyWindow()
         self.allocator = Allocator(source.geometry)
+        self.allocator.policy.core = core
         self.energy = EnergyMeter(core)
         self.allocation = AllocationConfig()
         if allocation is not None:
@@ -202,6 +203,10 @@ class Pipeline:
             raise
         core_s = time.perf_counter() - t0
         self.allocator.observe(int(events.shape[0]), core_s)
+        updates = getattr(result, "neuron_updates", 0)
+        self.allocator.observe_ops(int(events.shape[0]), int(result.synops_total),
+                                   sum(updates.values()) if isinstance(updates, dict)
+                                   else int(updates))
         self.energy.observe(result, events)
         return result, core_s, events, rest
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from .allocation import (
+    AutoConfig,
     EnergyConfig,
     FollowCentroid,
     PrecisionConfig,
@@ -67,7 +68,7 @@ class PipelineSettingsPatch(_Body):
     """
 
     CLEARABLE: ClassVar[frozenset[str]] = frozenset(
-        {"precision", "roi", "latency_budget_ms", "sparsity", "rate_budget_ev_s"})
+        {"precision", "roi", "latency_budget_ms", "sparsity", "rate_budget_ev_s", "auto"})
 
     queue_policy: FullPolicy | None = None
     command_interval_ms: float | None = Field(None, gt=0, le=60_000)
@@ -81,6 +82,7 @@ class PipelineSettingsPatch(_Body):
     shed_policy: ShedPolicy | None = None
     outside_roi: Literal["drop", "downsample"] | None = None
     energy: EnergyConfig | None = None
+    auto: AutoConfig | None = None
 
     @field_validator("roi", mode="before")
     @classmethod

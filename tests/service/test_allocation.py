@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from spikegate.drivers.packet import EventPacket, Geometry, make_events
 from spikegate.models.demo import TrackerNetwork
+from spikegate.models.weights import bank_of
 from spikegate.service.allocation import AllocationConfig, Allocator, ShedPolicy
 from spikegate.service.config import PipelineConfig
 from spikegate.service.decoding import TrackerDecoder
@@ -238,3 +239,56 @@ async def test_precision_and_sparsity_switch_live_with_a_report_and_energy() -> 
     assert p.energy_report()["synops"] == energy["synops"]
     p.apply_settings({"precision": None, "sparsity": None})
     assert "precision" not in p.settings()
+
+
+# --- the policy layer --------------------------------------------------------------------
+
+
+def feed(alloc: Allocator, rate_ev_s: float, n_packets: int = 40) -> int:
+    """Packets of 1000 events arriving at ``rate_ev_s``; the number of events kept."""
+    t_ns = time.monotonic_ns()
+    gap_ns = int(1000 / rate_ev_s * 1e9)
+    kept = 0
+    rng = np.random.default_rng(0)
+    for k in range(n_packets):
+        events = make_events(k * 1000 + np.arange(1000), rng.integers(0, 32, 1000),
+                             rng.integers(0, 32, 1000), 1)
+        now = t_ns + k * gap_ns
+        kept += len(alloc.admit(events, now, now_ns=now))
+    return kept
+
+
+def test_a_synops_budget_keeps_what_fits_and_says_why() -> None:
+    alloc = Allocator(GEOM, AllocationConfig.model_validate({"auto": {"synops_per_s": 1e7}}))
+    alloc.observe_ops(100, 100 * 1000, 0)  # 1000 synops per event
+    alloc.policy.DECIDE_EVERY_NS = 0
+    feed(alloc, 100_000)  # 1e8 synops/s wanted: a tenth fits
+    report = alloc.status()["auto"]
+    assert report["keep_fraction"] == pytest.approx(0.1, rel=0.05)
+    assert "exceeds it: keep 10% by thin" in report["why"]
+    assert alloc.shed.by_reason["thin"] > 0
+
+
+def test_an_energy_budget_lowers_precision_first_then_sheds() -> None:
+    net = TrackerNetwork(GEOM, n_x=9, n_y=9)
+    # 18 synops (0.9 pJ at float32) + 18 updates (4.6 pJ) per event at 1 Mev/s ≈ 99 µW
+    for budget, want_precision, want_keep in [(200.0, "float32", 1.0), (90.0, "int16", 1.0),
+                                              (50.0, "int8", 50 / 83.34)]:
+        alloc = Allocator(GEOM, AllocationConfig.model_validate({"auto": {"energy_uw": budget}}))
+        alloc.policy.core = net
+        alloc.policy.DECIDE_EVERY_NS = 0
+        alloc.observe_ops(100, 1800, 1800)
+        feed(alloc, 1e6, n_packets=10)
+        report = alloc.status()["auto"]
+        assert report["precision"] == want_precision, report
+        assert report["keep_fraction"] == pytest.approx(want_keep, rel=0.05), report
+        assert f"against a budget of {budget:.3g} µW; {want_precision}" in report["why"]
+        assert bank_of(net).layers["tracker"].precision == want_precision
+
+
+def test_auto_energy_and_a_fixed_precision_are_refused_together() -> None:
+    with pytest.raises(ValueError, match="both set the precision"):
+        Allocator(GEOM).configure(AllocationConfig.model_validate(
+            {"auto": {"energy_uw": 5}, "precision": "int8"}))
+    with pytest.raises(ValidationError, match="exactly one budget"):
+        AllocationConfig.model_validate({"auto": {"energy_uw": 5, "synops_per_s": 3}})

@@ -94,3 +94,23 @@ async def test_the_config_takes_the_same_fields(client: Any) -> None:
     bad = new_pipeline("y", allocation={"roi": [[60, 60, 8, 8]]})
     resp = await client.post("/api/v1/pipelines", headers=AUTH, json=bad)
     assert resp.status == 422 and "reaches past" in (await resp.json())["error"]
+
+
+async def test_the_policy_layer_over_rest(client: Any) -> None:
+    pipeline = client.app[GATEWAY].pipelines["demo"]
+    status, view = await patch(client, {"auto": {"energy_uw": 0.001}})
+    assert status == 200, view
+    assert view["settings"]["auto"] == {"energy_uw": 0.001}
+    await eventually(lambda: pipeline.status()["allocation"]["auto"]["precision"] == "int8",
+                     what="the policy choosing int8 for a tiny budget")
+    auto = pipeline.status()["allocation"]["auto"]
+    assert auto["keep_fraction"] < 1.0 and "µW" in auto["why"]
+    for body, needle in [({"auto": {"energy_uw": 1, "synops_per_s": 1}}, "exactly one budget"),
+                         ({"precision": "int8"}, "both set the precision"),
+                         ({"auto": {"energy_uw": 0}}, "body: auto.energy_uw")]:
+        status, answer = await patch(client, body)
+        assert status == 422 and needle in answer["error"], answer
+    status, view = await patch(client, {"auto": None})
+    assert status == 200 and "auto" not in view["settings"]
+    await eventually(lambda: pipeline.status()["precision"]["layers"] == {"tracker": "float32"},
+                     what="the precision back to the configured one")
