@@ -503,9 +503,14 @@ def load_model(
 
 
 def warm_up() -> None:
-    """Compile every kernel on a tiny network (the service calls this at start-up)."""
+    """Compile every kernel on a tiny network (the service calls this at start-up).
+
+    Covers float32 and float64 weights, fused and unfused dense layers, raster
+    and event input, and the cycle path.
+    """
     import nir
 
+    from ..drivers.packet import make_events
     from .graph import from_nir
 
     for weight in (np.ones((3, 2), np.float32), np.full((3, 2), 0.1)):
@@ -517,11 +522,20 @@ def warm_up() -> None:
                                    r=np.ones(3), v_leak=np.zeros(3),
                                    v_threshold=np.full(3, 0.5), v_reset=np.zeros(3),
                                    w_in=np.ones(3)),
+                "rec": nir.Linear(weight=np.full((3, 3), 0.1)),
                 "output": nir.Output(output_type={"output": np.array([3])}),
             },
+            edges=[("input", "fc"), ("fc", "lif"), ("lif", "output"), ("lif", "rec"),
+                   ("rec", "lif")],
+            type_check=False,
+        )
+        feedforward = nir.NIRGraph(
+            nodes={k: v for k, v in g.nodes.items() if k != "rec"},
             edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
             type_check=False,
         )
-        for name in ("exact", "sinabs"):
-            net = Network(from_nir(g), make_profile(name, dt_s=1e-3))
+        for graph in (g, feedforward):
+            net = Network(from_nir(graph), make_profile("exact", dt_s=1e-3))
             net.step(np.ones((3, 2)))
+            net.step(np.ones((3, 2)), record=["fc"])
+            net.step(make_events([5000, 6000], [0, 1]))
