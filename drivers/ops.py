@@ -174,8 +174,10 @@ def refractory(events: np.ndarray, period_us: int, state: RefractoryState) -> np
         raise ValueError(f"refractory: period_us must be an integer ≥ 0, not {period_us!r}")
     cell = _cells(events, state.width, state.height, state.cell_px, "refractory")
     keep = np.empty(events.shape[0], dtype=np.bool_)
-    _refractory_kernel(np.ascontiguousarray(events["t"]), cell, int(period_us),
-                       state.last_t_us, keep)
+    last_t = state.last_t_us
+    if last_t is None:  # only if a caller set it to None
+        raise ValueError("refractory: the state has no last_t_us array")
+    _refractory_kernel(np.ascontiguousarray(events["t"]), cell, int(period_us), last_t, keep)
     return events[keep]
 
 

@@ -33,12 +33,17 @@ __all__ = ["CsrDenseStage", "KnobError", "prune_below", "set_sparsity", "sparsit
 class CsrDenseStage(DenseStage):
     """A dense layer run from the CSR form of its (pruned) weights."""
 
-    kinds = ()
+    kinds = ()  # type: ignore[assignment]  # not registered: swapped in by ``_swap``
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    mark: np.ndarray | None = None
+    touched: np.ndarray
 
     def weights_changed(self) -> None:
         self.indptr, self.indices, self.data = to_csr(self.weight_t)
         n = self.size
-        if getattr(self, "mark", None) is None or self.mark.shape[0] != n:
+        if self.mark is None or self.mark.shape[0] != n:
             self.mark = np.zeros(n, np.uint8)
             self.touched = np.empty(n, np.int64)
 
@@ -171,13 +176,14 @@ def sparsity_status(core: Any) -> dict[str, Any]:
     """Kept synapses per layer and overall, and each dense layer's kernel format."""
     bank = bank_of(core)
     stages = getattr(core, "stages", {})
-    layers = {}
+    layers: dict[str, dict[str, Any]] = {}
+    total = kept = 0
     for name, layer in bank.layers.items():
-        fmt = "csr" if isinstance(stages.get(name) if isinstance(stages, dict) else None,
-                                  CsrDenseStage) else "dense"
+        stage = stages.get(name) if isinstance(stages, dict) else None
+        fmt = "csr" if isinstance(stage, CsrDenseStage) else "dense"
         layers[name] = {"kept": layer.n_kept, "synapses": layer.size, "format": fmt}
-    total = sum(v["synapses"] for v in layers.values())
-    kept = sum(v["kept"] for v in layers.values())
+        total += layer.size
+        kept += layer.n_kept
     return {"synapses": total, "kept": kept,
             "sparsity": round(1 - kept / total, 4) if total else 0.0, "layers": layers}
 
