@@ -7,8 +7,10 @@ the columns t, x, y, p. Polarity may be 0/1, -1/1 (-1 is OFF) or bool.
 - ``.npy`` streams like every other format: the header gives the dtype and
   count, the data are fixed-size records read chunk by chunk (a
   Fortran-ordered (N, 4) array is refused with a sentence: its columns are
-  not records). The writer writes the ``EVENT_DTYPE`` structured array and
-  fills the count in at close (the file must be seekable).
+  not records). Records already in ``EVENT_DTYPE`` are handed out as
+  read-only views of the chunk read (no copy): copy before changing them.
+  The writer writes the ``EVENT_DTYPE`` structured array and fills the
+  count in at close (the file must be seekable).
 - ``.npz`` is a zip archive, so it is read through ``open_chunks`` (the one
   exception the registry knows): members ``t``, ``x``, ``y``, ``p`` read side
   by side, or one member (``events``, or the only one) read as an ``.npy``;
@@ -174,9 +176,8 @@ class ArrayDecoder:
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         size = self.layout.record_bytes
         n = min(len(buf) // size, self.layout.count - self.done) if size else 0
+        # records that are already EVENT_DTYPE come back as a read-only view of the chunk
         events = self.layout.records_to_events(buf, n, self.where, self.done)
-        if not events.flags.writeable:  # a view of the read buffer: the caller owns a copy
-            events = events.copy()
         self.done += n
         used = n * size
         if final and (self.done != self.layout.count or used != len(buf)):

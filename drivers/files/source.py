@@ -110,6 +110,7 @@ class FileSource:
                     if len(events) == 0:
                         continue
                     if offset_us:
+                        events = events.copy()  # a decoder may hand out a read-only view
                         events["t"] += offset_us
                     if pass_first_us is None:
                         pass_first_us = int(events["t"][0])
