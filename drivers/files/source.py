@@ -109,8 +109,9 @@ class FileSource:
                         break
                     if len(events) == 0:
                         continue
+                    if not events.flags.writeable:  # npy records: a view of the read
+                        events = events.copy()  # packets downstream own their events
                     if offset_us:
-                        events = events.copy()  # a decoder may hand out a read-only view
                         events["t"] += offset_us
                     if pass_first_us is None:
                         pass_first_us = int(events["t"][0])

@@ -101,8 +101,9 @@ def test_bad_arguments_and_missing_file(tmp_path):
 
 
 async def test_loop_over_an_npy_file(tmp_path):
-    # npy records come as read-only views; the second pass is shifted on a copy
+    # npy records are read-only views of the read; packets get their own copies
     np.save(tmp_path / "a.npy", EVENTS)
     packets = await take(FileSource(tmp_path / "a.npy", packet_events=25, loop=True), 2)
     assert packets[1].events["t"][0] == EVENTS["t"][-1] + 1
     np.testing.assert_array_equal(packets[0].events, EVENTS)
+    assert packets[0].events.flags.writeable
