@@ -1,4 +1,5 @@
-"""Weight precision per layer: float32, float16, int16 or int8 fixed point, switched live.
+"""Precision per layer — weights and neuron state — float32, float16, int16 or int8 fixed
+point, switched live.
 
 Fixed point is symmetric with one scale per layer, calibrated from the float
 weights: ``scale = max|w| / (2^(b-1) − 1)``, codes ``q = round(w / scale)``
@@ -6,11 +7,16 @@ clipped to ``[−(2^(b-1) − 1), 2^(b-1) − 1]``; the kernels then run on
 ``q · scale`` (see models/weights.py for what that means for memory). float16
 rounds each weight to the nearest half-precision value.
 
+Neuron state (``v``, and ``i`` for current-based neurons) is rounded to its
+layer's precision after every core call (every packet in the pipeline), not
+after every update inside the kernel: the kernels compute in float64 within a
+call. Fixed-point state uses a per-layer scale from the threshold (codes span
+±4 θ, see ``weights.StateLayer``).
+
 A layer refuses a precision it cannot take (``KnobError``): float16 when a
 weight is beyond ±65504, a fixed-point format that would round to zero weights
 carrying more than a quarter of the layer's total |w| (its dynamic range is
-too wide), and
-any precision for a name that is not a weight layer.
+too wide), and any precision for a name that is not a weight or neuron layer.
 
 ``spike_agreement`` measures the effect: the same recent input through a
 float32 copy and through a copy at the given precision, compared per output
@@ -85,17 +91,23 @@ def check_precision(w: np.ndarray, precision: str, layer: str) -> None:
 
 
 def resolve(bank: WeightBank, spec: str | Mapping[str, str] | None) -> dict[str, str]:
-    """Precision per weight layer from a spec: one name for all, a {layer: name} map
-    (others stay float32), or None (all float32)."""
+    """Precision per layer — weight layers and neuron (state) layers — from a spec: one
+    name for all, a {layer: name} map (others stay float32), or None (all float32)."""
+    names = [*bank.layers, *bank.states]
     if spec is None:
-        return dict.fromkeys(bank.layers, "float32")
+        return dict.fromkeys(names, "float32")
     if isinstance(spec, str):
         if spec not in PRECISIONS:
             raise KnobError(f"precision {spec!r} is not one of {', '.join(PRECISIONS)}")
-        return dict.fromkeys(bank.layers, spec)
-    out = dict.fromkeys(bank.layers, "float32")
+        return dict.fromkeys(names, spec)
+    out = dict.fromkeys(names, "float32")
     for name, precision in spec.items():
-        bank.layer(name)
+        if name not in out:
+            raise KnobError(f"no weight or neuron layer named {name!r} (layers: "
+                            f"{', '.join(names) or 'none'})")
+        if precision not in PRECISIONS:
+            raise KnobError(f"layer {name!r}: precision {precision!r} is not one of "
+                            f"{', '.join(PRECISIONS)}")
         out[name] = precision
     return out
 
@@ -106,7 +118,9 @@ def check_precisions(bank: WeightBank, spec: str | Mapping[str, str] | None) -> 
         raise KnobError("this model has no weight layers to set a precision for")
     wanted = resolve(bank, spec)
     for name, precision in wanted.items():
-        layer = bank.layers[name]
+        layer = bank.layers.get(name)
+        if layer is None:  # a neuron layer: any precision (its state saturates at ±4 θ)
+            continue
         w = layer.original if layer.mask is None else layer.original * layer.mask
         check_precision(w, precision, name)
     return wanted
@@ -116,10 +130,14 @@ def set_precision(bank: WeightBank, spec: str | Mapping[str, str] | None) -> dic
     """Switch every layer to ``spec`` (checked first: a refusal changes nothing)."""
     wanted = check_precisions(bank, spec)
     for name, precision in wanted.items():
+        if name in bank.states:
+            bank.states[name].precision = precision
+            continue
         layer = bank.layers[name]
         if layer.precision != precision:
             layer.precision = precision
             bank.refresh(layer)
+    bank.round_state()
     return wanted
 
 
@@ -138,13 +156,16 @@ def output_spikes(result: Any) -> np.ndarray:
 def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], None],
                     spikes_of: Callable[[Any], np.ndarray] = output_spikes,
                     bin_us: int = 10_000,
-                    reference: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                    reference: Callable[[Any], None] | None = None,
+                    chunk_us: int = 5_000) -> dict[str, Any]:
     """Run ``events`` through two fresh copies of ``core``: one set by ``reference`` (default:
     float32, unpruned), one by ``configure``; compare output spikes per (neuron, time bin).
 
     ``spikes_of(result)`` gives a step result's spikes as (t µs, neuron) columns.
     Agreement = Σ min(a, b) / max(Σa, Σb) over bins (1.0 when both are silent).
-    Also returns both runs' spike counts and counted synaptic operations.
+    Also returns both runs' spike counts and counted synaptic operations. When a
+    neuron layer's state is kept below float32, the events run in ``chunk_us``
+    chunks with the state rounded after each, as the pipeline does per packet.
     """
     synops: list[int] = []
 
@@ -154,16 +175,35 @@ def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], No
         if callable(reset):
             reset()
         setup(twin)
-        result = twin.step(events)
-        counted = result.synops
-        synops.append(int(sum(counted.values()) if isinstance(counted, dict) else counted))
-        return spikes_of(result)
+        bank = bank_of(twin)
+        if not bank.state_rounded or not len(events):
+            result = twin.step(events)
+            counted = result.synops
+            synops.append(int(sum(counted.values()) if isinstance(counted, dict) else counted))
+            return spikes_of(result)
+        # rounded state: as the pipeline runs it, one call per chunk, rounded after each
+        parts, total = [], 0
+        edges = np.searchsorted(events["t"], np.arange(int(events["t"][0]),
+                                                       int(events["t"][-1]) + chunk_us,
+                                                       chunk_us)[1:])
+        for chunk in np.split(events, edges):
+            if not len(chunk):
+                continue
+            result = twin.step(chunk)
+            bank.round_state()
+            counted = result.synops
+            total += int(sum(counted.values()) if isinstance(counted, dict) else counted)
+            parts.append(spikes_of(result))
+        synops.append(total)
+        return np.concatenate(parts)
 
     def full(twin: Any) -> None:
         bank = bank_of(twin)
         for layer in bank.layers.values():
             layer.precision, layer.mask = "float32", None
             bank.refresh(layer)
+        for state in bank.states.values():
+            state.precision = "float32"
 
     a = run(reference or full)
     b = run(configure)

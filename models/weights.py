@@ -73,15 +73,65 @@ class WeightLayer:
 
 
 @dataclass
+class StateLayer:
+    """One neuron layer's state arrays (``v``, and ``i`` where it has a synaptic current)
+    and the precision they are rounded to after every core call.
+
+    Fixed point uses one scale per layer from its threshold: the codes span
+    ±4 θ (v saturates there), ``scale = 4 θ / (2^(b-1) − 1)``.
+    """
+
+    name: str
+    owner: Any
+    attrs: tuple[str, ...]
+    size: int
+    threshold: float
+    precision: str = "float32"
+
+    @property
+    def scale(self) -> float:
+        from .precision import _INT_BITS
+
+        bits = _INT_BITS.get(self.precision, 16)
+        return 4.0 * self.threshold / (2 ** (bits - 1) - 1)
+
+    def memory_bytes(self) -> int:
+        return self.size * len(self.attrs) * BYTES_PER_WEIGHT[self.precision]
+
+
+@dataclass
 class WeightBank:
-    """Every weight layer of ``core`` by name, in the core's order."""
+    """Every weight layer (and neuron state) of ``core`` by name, in the core's order."""
 
     core: Any
     layers: dict[str, WeightLayer] = field(default_factory=dict)
+    states: dict[str, StateLayer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.layers:
             self.layers = find_weight_layers(self.core)
+        if not self.states:
+            self.states = find_state_layers(self.core)
+
+    @property
+    def state_rounded(self) -> bool:
+        """True when some layer's state is kept below float32 (then call ``round_state``)."""
+        return any(s.precision != "float32" for s in self.states.values())
+
+    def round_state(self) -> None:
+        """Round every neuron state to its layer's precision (after a core call)."""
+        for state in self.states.values():
+            if state.precision == "float32":
+                continue
+            for attr in state.attrs:
+                arr = getattr(state.owner, attr)
+                if state.precision == "float16":
+                    arr[...] = arr.astype(np.float16)
+                else:
+                    from .precision import _INT_BITS
+
+                    q_max = 2 ** (_INT_BITS[state.precision] - 1) - 1
+                    arr[...] = np.clip(np.rint(arr / state.scale), -q_max, q_max) * state.scale
 
     def layer(self, name: str) -> WeightLayer:
         try:
@@ -108,7 +158,12 @@ class WeightBank:
             hook()
 
     def memory_bytes(self) -> dict[str, int]:
+        """Stored-form bytes per weight layer."""
         return {name: layer.memory_bytes() for name, layer in self.layers.items()}
+
+    def state_bytes(self) -> dict[str, int]:
+        """Bytes of neuron state per layer at its precision."""
+        return {name: state.memory_bytes() for name, state in self.states.items()}
 
     def float32_bytes(self) -> int:
         return sum(layer.size * 4 for layer in self.layers.values())
@@ -122,6 +177,24 @@ def bank_of(core: Any) -> WeightBank:
         bank = WeightBank(core)
         core.weight_bank = bank
     return bank
+
+
+def find_state_layers(core: Any) -> dict[str, StateLayer]:
+    """The neuron layers of a ``Network`` (stages with coefficients) or of the tracker."""
+    found: dict[str, StateLayer] = {}
+    stages = getattr(core, "stages", None)
+    if isinstance(stages, dict):
+        for name, stage in stages.items():
+            coef = getattr(stage, "coef", None)
+            if coef is None or not isinstance(getattr(stage, "v", None), np.ndarray):
+                continue
+            finite = np.abs(coef.threshold[np.isfinite(coef.threshold)])
+            theta = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+            found[name] = StateLayer(name, stage, ("v", "i"), int(stage.v.size), theta)
+    elif isinstance(getattr(core, "v", None), np.ndarray):
+        found["tracker_state"] = StateLayer("tracker_state", core, ("v",), int(core.v.size),
+                                            float(getattr(core, "v_th", 1.0)))
+    return found
 
 
 def find_weight_layers(core: Any) -> dict[str, WeightLayer]:

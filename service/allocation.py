@@ -370,6 +370,8 @@ class Allocator:
                 "memory_bytes": sum(memory.values()),
                 "memory_bytes_float32": bank.float32_bytes(),
                 "memory_bytes_by_layer": memory,
+                "state": {n: state.precision for n, state in bank.states.items()},
+                "state_bytes": sum(bank.state_bytes().values()),
             },
             "connectivity": pruning.sparsity_status(core),
         }

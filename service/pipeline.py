@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from spikegate.drivers.packet import EventPacket, Geometry, OutputPacket
 from spikegate.models.energy import EnergyMeter
+from spikegate.models.weights import bank_of
 
 from .allocation import (
     ALLOCATION_FIELDS,
@@ -203,6 +204,9 @@ class Pipeline:
             raise
         core_s = time.perf_counter() - t0
         self.allocator.observe(int(events.shape[0]), core_s)
+        bank = bank_of(self.core)
+        if bank.state_rounded:  # neuron state kept below float32: rounded per call
+            bank.round_state()
         updates = getattr(result, "neuron_updates", 0)
         self.allocator.observe_ops(int(events.shape[0]), int(result.synops_total),
                                    sum(updates.values()) if isinstance(updates, dict)

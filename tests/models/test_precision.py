@@ -106,8 +106,8 @@ def test_a_refused_precision_changes_nothing() -> None:
     with pytest.raises(KnobError, match="'fc2'"):
         set_precision(bank, "float16")
     np.testing.assert_array_equal(bank.layers["fc1"].live, before)
-    with pytest.raises(KnobError, match="no weight layer named 'lif1'"):
-        check_precisions(bank, {"lif1": "int8"})
+    with pytest.raises(KnobError, match="no weight or neuron layer named 'nope'"):
+        check_precisions(bank, {"nope": "int8"})
 
 
 def test_agreement_is_one_at_float32_and_drops_with_bits() -> None:
@@ -133,3 +133,22 @@ def test_the_demo_tracker_takes_a_precision_too() -> None:
     assert bank.layers["tracker"].live.dtype == np.float64
     assert len(np.unique(np.rint(bank.layers["tracker"].live / bank.layers["tracker"].scale))
                ) <= 255
+
+
+def test_neuron_state_is_rounded_to_its_precision() -> None:
+    net = small_network()
+    bank = bank_of(net)
+    assert set(bank.states) == {"lif1", "lif2"}
+    set_precision(bank, {"lif1": "int8"})
+    assert bank.state_rounded and bank.states["lif2"].precision == "float32"
+    net.step(input_events(500))
+    bank.round_state()
+    scale = bank.states["lif1"].scale
+    v = net.stages["lif1"].v
+    np.testing.assert_allclose(v / scale, np.rint(v / scale), atol=1e-9)
+    assert bank.state_bytes()["lif1"] == 12 * 2 * 1
+    report = spike_agreement(net, input_events(), lambda twin: set_precision(bank_of(twin),
+                                                                             "int8"))
+    assert 0.0 <= report["agreement"] <= 1.0
+    set_precision(bank, None)
+    assert not bank.state_rounded

@@ -207,7 +207,8 @@ async def test_refused_settings_leave_the_pipeline_as_it_was() -> None:
     for bad, needle in [({"roi": [[0, 0, 40, 8]]}, "reaches past"),
                         ({"latency_budget_ms": 0}, "latency_budget_ms"),
                         ({"roi": [[0, 0, 8, 8]], "rate_budget_ev_s": [1.0, 2.0]}, "2 values"),
-                        ({"precision": {"lif": "int8"}}, "precision: no weight layer named"),
+                        ({"precision": {"lif": "int8"}},
+                         "precision: no weight or neuron layer named"),
                         ({"sparsity": 1.0}, "sparsity")]:
         with pytest.raises(ValueError, match=needle):
             p.apply_settings(bad)

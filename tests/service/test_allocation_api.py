@@ -70,7 +70,7 @@ async def test_bad_knobs_are_4xx_sentences_and_change_nothing(client: Any) -> No
         ({"sparsity": 1.0}, "body: sparsity"),
         ({"sparsity": -0.1}, "body: sparsity"),
         ({"precision": "int4"}, "body: precision"),
-        ({"precision": {"lif": "int8"}}, "precision: no weight layer named 'lif'"),
+        ({"precision": {"lif": "int8"}}, "precision: no weight or neuron layer named 'lif'"),
         ({"rate_budget_ev_s": 0}, "body: rate_budget_ev_s"),
         ({"shed_policy": None}, "shed_policy cannot be cleared"),
         ({"roi": [[0, 0, 8, 8]], "rate_budget_ev_s": [1.0, 2.0]}, "2 values for 1 region"),
