@@ -35,11 +35,13 @@ import numpy as np
 
 from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
-from .kernels.events import bin_events, fill_cause_times
+from .kernels.events import bin_events, cause_times
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
 from .stages import STAGES, DenseStage, NeuronStage, Stage
 
+_Causes = tuple[np.ndarray, np.ndarray]  # (steps with input, their latest event time µs)
+_NO_CAUSES: _Causes = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 MAX_SPIKES_PER_EVENT_STEP = 255
 """A multi-spike neuron's spikes in one step beyond this are counted, not listed."""
 
@@ -78,6 +80,10 @@ class Network:
 
     Not thread-safe: one thread (the service's core executor) owns it.
     """
+
+    max_steps_per_call = 2_000_000
+    """An event packet may advance the clock by at most this many steps (bounds the
+    work and memory an input timestamp can demand)."""
 
     def __init__(
         self,
@@ -222,10 +228,10 @@ class Network:
                 self._held = self._held[:0]
             if not flush and len(events):
                 events = self._hold_last_step(events)
-            inp, step_t, n_late, n_in = self._from_events(events, until_step)
+            inp, k1, causes, n_late, n_in = self._from_events(events, until_step)
         else:
-            inp, step_t, n_late, n_in = self._from_raster(events)
-        return self._run(inp, step_t, n_late, n_in, tuple(record))
+            inp, k1, causes, n_late, n_in = self._from_raster(events)
+        return self._run(inp, k1, causes, n_late, n_in, tuple(record))
 
     def run(self, x: np.ndarray, record: Iterable[str] = ()) -> dict[str, np.ndarray]:
         """Run a (T, *input_shape) raster from rest; each recorded node's raster (T, *shape).
@@ -254,7 +260,7 @@ class Network:
         self._held = np.ascontiguousarray(events[~keep])
         return events[keep]
 
-    def _from_raster(self, x: np.ndarray) -> tuple[Signal, np.ndarray, int, int]:
+    def _from_raster(self, x: np.ndarray) -> tuple[Signal, int, _Causes, int, int]:
         if x.ndim < 1 or x.shape[1:] != self.input_shape:
             raise InputError(
                 f"input raster: shape {x.shape} does not match (T, *{self.input_shape}) "
@@ -266,12 +272,11 @@ class Network:
         sig = raster_to_signal(np.asarray(x), k0)
         if self.t_origin_us is None:
             self.t_origin_us = 0
-        step_t = self.t_origin_us + (np.arange(k0, k0 + x.shape[0]) * self.profile.dt_us)
-        return sig, step_t.astype(np.int64), 0, int(np.count_nonzero(x))
+        return sig, k0 + x.shape[0], _NO_CAUSES, 0, int(np.count_nonzero(x))
 
     def _from_events(
         self, events: np.ndarray, until_step: int | None
-    ) -> tuple[Signal, np.ndarray, int, int]:
+    ) -> tuple[Signal, int, _Causes, int, int]:
         for name in ("t", "x", "y", "p"):
             if name not in (events.dtype.names or ()):
                 raise InputError(f"events: missing field {name!r}")
@@ -282,8 +287,7 @@ class Network:
         k0 = self.next_step
         if n == 0:
             k1 = k0 if until_step is None else max(k0, until_step)
-            base = self.t_origin_us or 0
-            return empty_signal(), base + np.arange(k0, k1) * dt_us, 0, 0
+            return empty_signal(), k1, _NO_CAUSES, 0, 0
         t = events["t"]
         origin = self.t_origin_us
         if origin is None:
@@ -307,9 +311,16 @@ class Network:
         k1 = int(last) + 1
         if until_step is not None:
             k1 = max(k1, until_step)
-        step_t = self.t_origin_us + np.arange(k0, k1, dtype=np.int64) * dt_us
-        fill_cause_times(steps, t, k0, step_t)  # cause time: the step's latest input event
-        return Signal(steps, idx, np.ones(n)), step_t, n_late, n
+        if k1 - k0 > self.max_steps_per_call:
+            raise InputError(
+                f"events: the packet spans {k1 - k0} steps of {dt_us} µs from step {k0} "
+                f"(more than max_steps_per_call = {self.max_steps_per_call}); a clock jump? "
+                "reset_state() starts a new time origin"
+            )
+        # cause time of a step with input: its latest input event
+        c_steps, c_t = np.empty(n, np.int64), np.empty(n, np.int64)
+        m = cause_times(steps, t, c_steps, c_t)
+        return Signal(steps, idx, np.ones(n)), k1, (c_steps[:m], c_t[:m]), n_late, n
 
     def flatten_addresses(self, events: np.ndarray) -> np.ndarray:
         """The flat input index of each event (``InputError`` when out of range)."""
@@ -327,10 +338,15 @@ class Network:
         return idx
 
     def _run(
-        self, inp: Signal, step_t: np.ndarray, n_late: int, n_in: int, record: tuple[str, ...]
+        self,
+        inp: Signal,
+        k1: int,
+        causes: _Causes,
+        n_late: int,
+        n_in: int,
+        record: tuple[str, ...],
     ) -> StepResult:
         k0 = self.next_step
-        k1 = k0 + int(step_t.shape[0])
         for name in record:
             if name not in self.stages:
                 raise InputError(f"record: no node named {name!r}")
@@ -365,7 +381,7 @@ class Network:
         ev_steps = np.repeat(out.step, reps)
         ev = np.zeros(len(ev_steps), dtype=EVENT_DTYPE)
         if len(ev):
-            ev["t"] = step_t[ev_steps - k0]
+            ev["t"] = self._times_us(ev_steps, causes)
             ev["x"] = np.repeat(out.idx, reps)
             ev["p"] = 1
         return StepResult(
@@ -381,6 +397,16 @@ class Network:
             n_truncated=n_truncated,
             recorded={name: outputs.get(name, empty_signal()) for name in record},
         )
+
+    def _times_us(self, steps: np.ndarray, causes: _Causes) -> np.ndarray:
+        """Each step's cause time: its latest input event, else the step's start."""
+        times = (self.t_origin_us or 0) + steps * self.profile.dt_us
+        c_steps, c_t = causes
+        if len(c_steps):
+            at = np.minimum(np.searchsorted(c_steps, steps), len(c_steps) - 1)
+            hit = c_steps[at] == steps
+            times[hit] = c_t[at[hit]]
+        return times
 
     def _fusable(self, dense: str, record: tuple[str, ...]) -> bool:
         # a stage swapped at run time (CSR, other precision) runs on its own
@@ -407,7 +433,17 @@ class Network:
             )
             for name in group
         }
-        for k in range(k0, k1):
+        input_steps = np.unique(np.concatenate([external[n].step for n in group]))
+        k = k0
+        while k < k1:
+            if (all(len(self._carry.get(n, ())) == 0 for n in group)
+                    and all(self.stages[n].quiet() for n in group)):
+                # nothing can happen before the next input: skip ahead (decays are lazy)
+                nxt = int(np.searchsorted(input_steps, k))
+                k_next = int(input_steps[nxt]) if nxt < len(input_steps) else k1
+                if k_next > k:
+                    k = k_next
+                    continue
             current: dict[str, Signal] = {}
             for name in group:
                 parts = [external[name].between(k, k + 1)]
@@ -424,6 +460,7 @@ class Network:
                 per_step[name].append(current[name])
             for name in group:
                 self._carry[name] = current[name]
+            k += 1
         for name in group:
             outputs[name] = merge_signals(per_step[name])
 

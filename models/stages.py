@@ -56,6 +56,13 @@ class Stage:
         self.synops = 0
         self.updates = 0
 
+    def quiet(self) -> bool:
+        """True when the stage cannot emit anything at a step without input.
+
+        Stateful (neuron) stages say False unless they know better.
+        """
+        return not self.absorbs_constant
+
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
         return inp
 
@@ -139,6 +146,9 @@ class DelayStage(Stage):
         super().reset_state()
         self.pending = empty_signal()
 
+    def quiet(self) -> bool:
+        return len(self.pending) == 0
+
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
         shifted = Signal(inp.step + self.steps[inp.idx], inp.idx, inp.val)
         step = np.concatenate([self.pending.step, shifted.step])
@@ -218,6 +228,9 @@ class NeuronStage(Stage):
         always = np.flatnonzero(self.bstate[1])
         self.istate[1, : always.size] = always
         self.flags[kn.N_ACTIVE] = always.size
+
+    def quiet(self) -> bool:
+        return int(self.flags[kn.N_ACTIVE]) == 0  # no neuron can move without input
 
     def advance(self, k0: int, k1: int, inp: Signal, dense: DenseStage | None = None) -> Signal:
         """Advance over [k0, k1); with ``dense``, ``inp`` is that dense layer's input and

@@ -44,9 +44,17 @@ def bin_events(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_id
 
 
 @njit(cache=True, nogil=True)
-def fill_cause_times(steps, t, k0, step_t):
-    """``step_t[k - k0]`` = the latest input time of step k (left as is without input)."""
+def cause_times(steps, t, out_steps, out_t):
+    """For each distinct step of the sorted ``steps``: the latest input time ``t``.
+
+    Writes (step, time) pairs into the caller's buffers; returns how many.
+    """
+    m = -1
     for e in range(steps.shape[0]):
-        j = steps[e] - k0
-        if t[e] > step_t[j]:
-            step_t[j] = t[e]
+        if m < 0 or steps[e] != out_steps[m]:
+            m += 1
+            out_steps[m] = steps[e]
+            out_t[m] = t[e]
+        elif t[e] > out_t[m]:
+            out_t[m] = t[e]
+    return m + 1

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import nir
 import numpy as np
+import pytest
 
 from spikegate.drivers.packet import make_events
 from spikegate.models.graph import from_nir
-from spikegate.models.network import Network, warm_up
+from spikegate.models.network import InputError, Network, warm_up
 from spikegate.models.profiles import make_profile
 
 
@@ -80,3 +81,12 @@ def test_output_spikes_carry_the_time_of_their_cause():
 
 def test_warm_up_runs():
     warm_up()
+
+
+def test_a_clock_jump_is_refused_not_run():
+    net = Network(two_layer(), make_profile("snntorch", 1e-3))
+    net.step(make_events([0], [0]))
+    with pytest.raises(InputError, match="max_steps_per_call"):
+        net.step(make_events([10**13], [0]))  # 10^13 µs later
+    net.reset_state()
+    assert net.step(make_events([10**13], [0])).n_steps == 1  # a new origin is fine
