@@ -114,6 +114,7 @@ def iter_event_chunks(
                 yield events
             offset += used
             carry = bytes(buf[used:])
+            del events, buf, data  # hold one chunk, not two, while the next is read
             if final:
                 if carry:
                     raise FormatError(
