@@ -246,6 +246,9 @@ class ALIFStage(Stage):
         self.active[: always.size] = always
         self.n_active[0] = always.size
 
+    def quiet(self) -> bool:
+        return int(self.n_active[0]) == 0  # no neuron can fire without input
+
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
         c = self.coef
         lif = c.lif
