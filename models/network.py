@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -180,6 +181,7 @@ class Network:
                 old_rec = const_rec.get(layer.name)
                 if (
                     old_now is None
+                    or old_rec is None
                     or not np.array_equal(old_now, out_now)
                     or not np.array_equal(old_rec, out_rec)
                 ):
@@ -361,8 +363,9 @@ class Network:
                 dense_sources = [src for src, _ in self._sources[fused]]
                 parts = [outputs[src] for src in dense_sources]
                 stage_in = parts[0] if len(parts) == 1 else merge_signals(parts)
-                stage = self.stages[name]
-                outputs[name] = stage.advance(k0, k1, stage_in, dense=self.stages[fused])
+                neurons = cast(NeuronStage, self.stages[name])  # checked at compile
+                dense = cast(DenseStage, self.stages[fused])
+                outputs[name] = neurons.advance(k0, k1, stage_in, dense=dense)
             else:
                 if name in self._fused_into and self._fusable(name, record):
                     continue  # runs inside its neuron layer
@@ -471,9 +474,9 @@ def _event_shape(input_shape: tuple[int, ...], given: Sequence[int] | None) -> t
         shape = tuple(int(s) for s in given)
         if len(shape) != 3 or int(np.prod(shape)) != size:
             raise InputError(f"event_shape {shape} must be (P, H, W) with P·H·W = {size}")
-        return shape  # type: ignore[return-value]
+        return (shape[0], shape[1], shape[2])
     if len(input_shape) == 3:
-        return input_shape  # type: ignore[return-value]
+        return (input_shape[0], input_shape[1], input_shape[2])
     if len(input_shape) == 2:
         return (1, input_shape[0], input_shape[1])
     return (1, 1, size)
@@ -508,7 +511,7 @@ def _groups(graph: Graph) -> list[list[str]]:
             comp[m] = len(groups)
         groups.append(sorted(members, key=position.__getitem__))
     # Kahn over the condensation, ties by topological position
-    deps = {g: set() for g in range(len(groups))}
+    deps: dict[int, set[int]] = {g: set() for g in range(len(groups))}
     for e in graph.edges:
         a, b = comp[e.source], comp[e.target]
         if a != b:

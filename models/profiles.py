@@ -218,11 +218,15 @@ def neuron_coefficients(layer: Layer, profile: Profile) -> NeuronCoefficients:
         raise GraphError(f"node {layer.name!r}: kind {kind!r} is not a neuron")
     if multi and not (threshold > 0).all():
         raise GraphError(f"node {layer.name!r}: a multi-spike IF needs v_threshold > 0")
-    arrays = [alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, threshold, v_reset, v_min]
-    arrays = [np.ascontiguousarray(np.broadcast_to(a, (n,)), dtype=np.float64) for a in arrays]
-    for a in arrays:
-        a.setflags(write=False)
-    return NeuronCoefficients(*arrays, spiking=spiking, multi_spike=multi,
+    named = {"alpha": alpha, "gain_syn": gain_syn, "beta": beta, "gain_v_old": gain_v_old,
+             "gain_v": gain_v, "gain_x": gain_x, "leak": leak, "threshold": threshold,
+             "v_reset": v_reset, "v_min": v_min}
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in named.items():
+        arr = np.ascontiguousarray(np.broadcast_to(value, (n,)), dtype=np.float64)
+        arr.setflags(write=False)
+        arrays[key] = arr
+    return NeuronCoefficients(**arrays, spiking=spiking, multi_spike=multi,
                               reset_code=reset_code,
                               spike_at_threshold=profile.spike_at_threshold)
 

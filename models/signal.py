@@ -19,7 +19,7 @@ class Signal(NamedTuple):
     idx: np.ndarray
     val: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.step.shape[0])
 
     def between(self, k0: int, k1: int) -> Signal:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = net.step(data, record=record)
     took = time.perf_counter() - started
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {}
     for name in record:
         layer = net.graph.layer(name)
         raster = signal_to_raster(result.recorded[name], result.first_step, result.n_steps,
