@@ -107,3 +107,31 @@ async def test_loop_over_an_npy_file(tmp_path):
     assert packets[1].events["t"][0] == EVENTS["t"][-1] + 1
     np.testing.assert_array_equal(packets[0].events, EVENTS)
     assert packets[0].events.flags.writeable
+
+
+def test_any_packet_and_chunk_size_gives_the_file_back(tmp_path_factory):
+    import asyncio
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    path = tmp_path_factory.mktemp("src") / "a.raw"
+    rng = np.random.default_rng(9)
+    events = make_events(np.sort(rng.integers(0, 10**6, 700)), rng.integers(0, 64, 700),
+                         rng.integers(0, 48, 700), rng.integers(0, 2, 700))
+    write_evt3(path, events)
+
+    @settings(max_examples=25, deadline=None)
+    @given(packet_events=st.integers(1, 800), chunk_bytes=st.integers(2, 3000))
+    def check(packet_events, chunk_bytes):
+        source = FileSource(path, packet_events=packet_events, chunk_bytes=chunk_bytes)
+
+        async def collect():
+            return [p async for p in source.packets()]
+
+        packets = asyncio.run(collect())
+        assert all(len(p) <= packet_events for p in packets)
+        assert [p.seq for p in packets] == list(range(len(packets)))
+        np.testing.assert_array_equal(np.concatenate([p.events for p in packets]), events)
+
+    check()
