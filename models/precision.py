@@ -183,9 +183,10 @@ def spike_agreement(core: Any, events: np.ndarray, configure: Callable[[Any], No
             return spikes_of(result)
         # rounded state: as the pipeline runs it, one call per chunk, rounded after each
         parts, total = [], 0
-        edges = np.searchsorted(events["t"], np.arange(int(events["t"][0]),
+        start = int(events["t"][0]) // chunk_us * chunk_us  # chunks on a grid of chunk_us
+        edges = np.searchsorted(events["t"], np.arange(start + chunk_us,
                                                        int(events["t"][-1]) + chunk_us,
-                                                       chunk_us)[1:])
+                                                       chunk_us))
         for chunk in np.split(events, edges):
             if not len(chunk):
                 continue

@@ -98,6 +98,14 @@ class StateLayer:
     def memory_bytes(self) -> int:
         return self.size * len(self.attrs) * BYTES_PER_WEIGHT[self.precision]
 
+    def arrays(self) -> list[np.ndarray]:
+        """The state arrays the kernel reads now: rows of a packed ``fstate`` when the
+        stage keeps one (its ``v``/``i`` attributes are views that a copy unties)."""
+        packed = getattr(self.owner, "fstate", None)
+        if isinstance(packed, np.ndarray) and packed.ndim == 2:
+            return [packed[k] for k in range(len(self.attrs))]
+        return [getattr(self.owner, attr) for attr in self.attrs]
+
 
 @dataclass
 class WeightBank:
@@ -123,8 +131,7 @@ class WeightBank:
         for state in self.states.values():
             if state.precision == "float32":
                 continue
-            for attr in state.attrs:
-                arr = getattr(state.owner, attr)
+            for arr in state.arrays():
                 if state.precision == "float16":
                     arr[...] = arr.astype(np.float16)
                 else:
@@ -152,6 +159,9 @@ class WeightBank:
             layer.stored, layer.scale = quantise(w, layer.precision, layer.name)
             effective = dequantise(layer.stored, layer.scale)
         live = layer.live
+        if not live.flags.writeable:  # a stage may hold a read-only view of the graph's array
+            live = live.copy()
+            setattr(layer.owner, layer.attr, live)
         live[...] = effective.reshape(live.shape).astype(live.dtype, copy=False)
         hook = getattr(layer.owner, "weights_changed", None)
         if callable(hook):
