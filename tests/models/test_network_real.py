@@ -69,3 +69,33 @@ def test_braille_reset_variants_match_reference_runs(shared, sample, profile, re
     ref = np.load(path)
     np.testing.assert_array_equal(out["lif1.lif"], ref["lif1_spikes"])
     np.testing.assert_array_equal(out["output"], ref["lif2_spikes"])
+
+
+def test_braille_survives_export_and_reimport(shared, tmp_path):
+    from spikegate.models.graph import load_graph, save_graph
+    from spikegate.models.network import Network
+
+    folder = shared / "models" / "nir-paper" / "rnn"
+    x = np.load(folder / "braille_test0_input.npy")
+    profile = make_profile("norse", 1e-4)
+    graph = load_graph(folder / "braille_noDelay_bias_zero.nir")
+    save_graph(graph, tmp_path / "again.nir")
+    again = Network(load_graph(tmp_path / "again.nir"), profile).run(x, record=["lif1.lif"])
+    first = Network(graph, profile).run(x, record=["lif1.lif"])
+    np.testing.assert_array_equal(again["lif1.lif"], first["lif1.lif"])
+    assert again["lif1.lif"].sum() == 118
+
+
+def test_cli_runs_the_cnn_on_a_real_nmnist_recording(shared, tmp_path, capsys):
+    from spikegate.service.cli import main
+
+    model = shared / "models" / "nir-paper" / "cnn" / "cnn_sinabs.nir"
+    recording = shared / "data" / "tonic_sample_nmnist.bin"
+    rc = main(["run", str(model), "--input", str(recording), "--profile", "sinabs",
+               "--dt", "1e-3", "--record", "1", "--out", str(tmp_path / "o.npz")])
+    assert rc == 0
+    out = np.load(tmp_path / "o.npz")
+    assert out["output"].shape[1:] == (10,)
+    assert out["1"].shape[1:] == (16, 16, 16)
+    assert out["output"].sum() > 0 and int(out["synops_total"]) > 0
+    assert "4325 input spikes" in capsys.readouterr().out
