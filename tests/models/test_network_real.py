@@ -92,7 +92,7 @@ def test_cli_runs_the_cnn_on_a_real_nmnist_recording(shared, tmp_path, capsys):
     model = shared / "models" / "nir-paper" / "cnn" / "cnn_sinabs.nir"
     recording = shared / "data" / "tonic_sample_nmnist.bin"
     rc = main(["run", str(model), "--input", str(recording), "--profile", "sinabs",
-               "--dt", "1e-3", "--record", "1", "--out", str(tmp_path / "o.npz")])
+               "--dt", "1e-3", "--record", "1", "output", "--out", str(tmp_path / "o.npz")])
     assert rc == 0
     out = np.load(tmp_path / "o.npz")
     assert out["output"].shape[1:] == (10,)
