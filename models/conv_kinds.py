@@ -75,6 +75,21 @@ class FlattenParams:
     end_dim: int
 
 
+MAX_LAYER_ELEMENTS = 2**25
+"""Largest input or output (elements) of a conv / pool / flatten node: their shapes
+come from length fields in the file, and the core allocates state per element."""
+
+
+def _check_size(name: str, kind: str, *shapes: tuple[int, ...]) -> None:
+    for shape in shapes:
+        size = int(np.prod(shape, dtype=np.float64))
+        if size > MAX_LAYER_ELEMENTS:
+            raise GraphError(
+                f"node {name!r}: {kind} of shape {tuple(shape)} has {size} elements, "
+                f"more than the core's limit of {MAX_LAYER_ELEMENTS}"
+            )
+
+
 def _pair(name: str, field: str, value: Any, ndim: int) -> tuple[int, ...]:
     """An int or a sequence of ``ndim`` ints (NIR allows both)."""
     arr = np.asarray(value).reshape(-1)
@@ -138,6 +153,7 @@ def _read_conv(ndim: int):
             conv_output_size(n, k, s, a, b, d)
             for n, k, s, a, b, d in zip(spatial, kernel, stride, lo, hi, dilation, strict=True)
         )
+        _check_size(name, f"Conv{ndim}d", (c_in, *spatial), (c_out, *out))
         if min(out) < 1:
             raise GraphError(
                 f"node {name!r}: kernel {tuple(kernel)} (dilation {dilation}) does not fit "
@@ -197,6 +213,7 @@ def _read_pool(average: bool):
                 "(nir.NIRGraph.infer_types fills it in)"
             )
         c, h, w = declared
+        _check_size(name, kind, declared)
         if min(padding) < 0 or any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
             raise GraphError(f"node {name!r}: padding {padding} must be in [0, kernel/2]")
         try:
@@ -228,6 +245,7 @@ def _read_flatten(name: str, node: Any) -> tuple[Any, tuple[int, ...], tuple[int
     declared_in = _declared_shape(node, "input_type")
     if declared_in is None:
         raise GraphError(f"node {name!r}: Flatten needs input_type")
+    _check_size(name, "Flatten", declared_in)
     start = _pair(name, "start_dim", node.start_dim, 1)[0]
     end = _pair(name, "end_dim", node.end_dim, 1)[0]
     rank = len(declared_in)

@@ -187,3 +187,13 @@ def test_conv_network_equals_run_reference(profile, seed):
     want = run_reference(g, prof, x)
     np.testing.assert_array_equal(got["if1"], want["if1"])
     np.testing.assert_array_equal(got["if2"], want["if2"])
+
+
+def test_a_huge_declared_shape_is_refused_before_any_allocation():
+    g, _ = conv_net()
+    g.nodes["conv"].input_shape = (100_000, 100_000)
+    with pytest.raises(graph.GraphError, match=r"node .conv.: Conv2d of shape .* limit"):
+        graph.from_nir(g)
+    node = nir.Flatten(input_type={"input": np.array([4096, 4096, 16])}, start_dim=0)
+    with pytest.raises(graph.GraphError, match=r"node .flat.: Flatten .* limit"):
+        graph.KINDS["flatten"].read("flat", node)
