@@ -114,6 +114,10 @@ def _read_conv(ndim: int):
         stride = _pair(name, "stride", node.stride, ndim)
         dilation = _pair(name, "dilation", node.dilation, ndim)
         groups = _pair(name, "groups", node.groups, 1)[0]
+        for field, values in (("stride", stride), ("dilation", dilation), ("kernel", kernel),
+                              ("weight channels", (c_out, cg_in))):
+            if min(values) < 1:
+                raise GraphError(f"node {name!r}: {field} {tuple(values)} must be ≥ 1")
         if groups < 1 or c_out % groups:
             raise GraphError(f"node {name!r}: groups = {groups} must divide c_out = {c_out}")
         c_in = cg_in * groups

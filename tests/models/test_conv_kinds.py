@@ -197,3 +197,20 @@ def test_a_huge_declared_shape_is_refused_before_any_allocation():
     node = nir.Flatten(input_type={"input": np.array([4096, 4096, 16])}, start_dim=0)
     with pytest.raises(graph.GraphError, match=r"node .flat.: Flatten .* limit"):
         graph.KINDS["flatten"].read("flat", node)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("stride", (0, 1), "stride"),
+        ("dilation", (1, 0), "dilation"),
+        ("padding", (-1, 0), "negative padding"),
+        ("weight", np.zeros((4, 2, 0, 3)), "kernel"),
+        ("padding", "full", "not 'same' or 'valid'"),
+    ],
+)
+def test_corrupt_conv_fields_are_refused_by_name(field, value, message):
+    g, _ = conv_net()
+    setattr(g.nodes["conv"], field, value)
+    with pytest.raises(graph.GraphError, match=f"node 'conv'.*{message}"):
+        graph.from_nir(g)
