@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import nir
 import numpy as np
 import pytest
@@ -213,4 +215,22 @@ def test_corrupt_conv_fields_are_refused_by_name(field, value, message):
     g, _ = conv_net()
     setattr(g.nodes["conv"], field, value)
     with pytest.raises(graph.GraphError, match=f"node 'conv'.*{message}"):
+        graph.from_nir(g)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(st.integers(-2, 4), st.integers(-2, 4)),
+    st.one_of(st.tuples(st.integers(-2, 6), st.integers(-2, 6)), st.sampled_from(["same", "x"])),
+    st.tuples(st.integers(-1, 4), st.integers(-1, 4)),
+    st.integers(-1, 5),
+    st.tuples(st.integers(-3, 10**6), st.integers(-3, 40)),
+)
+def test_any_conv_field_values_load_or_raise_graph_error(stride, padding, dilation, groups,
+                                                         input_shape):
+    g, _ = conv_net()
+    node = g.nodes["conv"]
+    node.stride, node.padding, node.dilation = stride, padding, dilation
+    node.groups, node.input_shape = groups, input_shape
+    with contextlib.suppress(graph.GraphError):
         graph.from_nir(g)
