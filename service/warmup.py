@@ -31,6 +31,7 @@ WARM_UPS: tuple[str, ...] = (
     "spikegate.drivers.actuators.feedback",
     "spikegate.drivers.ops",
     "spikegate.models.pruning",
+    "spikegate.models.network",
 )
 
 
