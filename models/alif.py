@@ -172,6 +172,11 @@ class ALIFCoefficients:
         """ALIF layers output spikes (what ``Network`` asks of a layer's coefficients)."""
         return True
 
+    @property
+    def threshold(self) -> np.ndarray:
+        """The base threshold b0 (what state-precision tools scale from)."""
+        return self.lif.threshold
+
 
 def alif_coefficients(layer: Layer, profile: Profile) -> ALIFCoefficients:
     """Per-step coefficients of an ALIF layer under ``profile`` (see the module docstring)."""
@@ -212,6 +217,9 @@ class ALIFStage(Stage):
         self.rec_start = 0
         self.v = np.zeros(n)
         self.a = np.zeros(n)
+        # no synaptic current: ``i`` stays zero; it is here for the tools that round a
+        # neuron layer's (v, i) to a precision (models.weights), which leave ``a`` float64
+        self.i = np.zeros(n)
         self.last = np.full(n, -1, dtype=np.int64)
         self.active = np.zeros(n, dtype=np.int64)
         self.n_active = np.zeros(1, dtype=np.int64)

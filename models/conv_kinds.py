@@ -4,9 +4,9 @@ Importing this module registers the kinds with ``graph.register_kind``. Shapes
 follow NIR: no batch axis, ``(c, h, w)`` / ``(c, l)``; a Conv1d is held as a
 Conv2d with ``h = kh = 1``. ``padding`` may be an int, a pair, or
 ``"same"`` / ``"valid"`` (``"same"`` needs stride 1; the extra pad goes after,
-as in PyTorch). Pooling nodes carry no input shape of their own in NIR: their
-``input_type`` must be present (NIR writes it; ``nir.NIRGraph.infer_types``
-fills it in).
+as in PyTorch). Pooling nodes carry no input shape in a NIR file:
+``fill_pool_shapes`` (a ``graph.SHAPE_HOOKS`` entry) gives them their
+predecessor's output shape at load.
 
 Flatten is the identity on flat C-order arrays: only its shape changes. Its
 ``start_dim`` / ``end_dim`` index the shape without batch (Sinabs writes 0);

@@ -270,3 +270,15 @@ def test_recurrent_alif_network_equals_run_reference(profile, with_bias, seed):
     got = net.run(x, record=["alif"])["alif"]
     want = run_reference(net.graph, net.profile, x)["alif"]
     np.testing.assert_array_equal(got, want)
+
+
+def test_state_precision_tools_accept_an_alif_layer():
+    from spikegate.models.precision import set_precision
+    from spikegate.models.weights import bank_of
+
+    (alif_net, _), x, _ = _network_pair(beta=1.5)
+    bank = bank_of(alif_net)
+    assert "n" in bank.states
+    set_precision(bank, "int8")
+    out = alif_net.run(x)["out"]
+    assert out.sum() > 0
