@@ -114,3 +114,33 @@ async def test_the_policy_layer_over_rest(client: Any) -> None:
     assert status == 200 and "auto" not in view["settings"]
     await eventually(lambda: pipeline.status()["precision"]["layers"] == {"tracker": "float32"},
                      what="the precision back to the configured one")
+
+
+@pytest.mark.shared
+async def test_the_knobs_on_the_real_nmnist_cnn(client: Any, shared: Any) -> None:
+    cnn = shared / "models" / "nir-paper" / "cnn" / "cnn_sinabs.nir"
+    body = new_pipeline("cnn", model={"kind": "nir", "path": str(cnn), "profile": "sinabs",
+                                      "dt_s": 0.001})
+    body["source"]["rate_ev_s"] = 20_000
+    resp = await client.post("/api/v1/pipelines?start=1", headers=AUTH, json=body)
+    assert resp.status == 201, await resp.text()
+    pipeline = client.app[GATEWAY].pipelines["cnn"]
+    await eventually(lambda: pipeline.counters.packets > 20, what="input to compare on")
+    resp = await client.patch("/api/v1/pipelines/cnn", headers=AUTH,
+                              json={"precision": "int8", "sparsity": 0.5})
+    assert resp.status == 200, await resp.text()
+    await eventually(lambda: "versus_float32_full" in pipeline.status(), timeout_s=30,
+                     what="the comparison with float32")
+    st = pipeline.status()
+    assert set(st["precision"]["layers"].values()) == {"int8"}
+    assert st["precision"]["memory_bytes"] < st["precision"]["memory_bytes_float32"]
+    assert {v["format"] for v in st["connectivity"]["layers"].values()} <= {"csr", "dense"}
+    versus = st["versus_float32_full"]
+    assert "agreement" in versus, versus
+    assert versus["synops"] <= versus["synops_reference"]
+    energy = st["energy"]
+    assert energy["synops"] > 0 and energy["dense_energy_uj"] > energy["energy_uj"] > 0
+    resp = await client.patch("/api/v1/pipelines/cnn", headers=AUTH,
+                              json={"precision": {"nope": "int8"}})
+    assert resp.status == 422 and "no weight or neuron layer named 'nope'" in (
+        await resp.json())["error"]
