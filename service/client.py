@@ -13,6 +13,8 @@ A refusal raises ``ApiError`` carrying the status and the server's sentence.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -22,6 +24,9 @@ from typing import Any
 import aiohttp
 import numpy as np
 from pydantic import BaseModel
+
+from spikegate.drivers.net.frames import decode_frame, encode_frame
+from spikegate.drivers.packet import as_events
 
 
 class ApiError(Exception):
@@ -34,27 +39,35 @@ class ApiError(Exception):
         self.fields = fields or []
 
 
-def _encode_frame(source: str, seq: int, events: np.ndarray) -> bytes:
-    try:
-        from spikegate.drivers.net.frames import encode_frame
-    except ImportError:
-        raise RuntimeError("this spikegate has no binary frame format yet "
-                           "(spikegate.drivers.net.frames)") from None
-    return encode_frame(events, seq=seq)
-
-
 class IngestStream:
-    """An open ``/ws/ingest`` connection: ``await stream.send(events)`` per packet."""
+    """An open ``/ws/ingest`` connection: ``await stream.send(events)`` per packet.
+
+    The server answers a refused frame with a JSON message (``{"type": "error",
+    "frame": i, "offset": byte, "error": "..."}``); those arrive in ``errors``.
+    """
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, source: str) -> None:
         self.ws = ws
         self.source = source
         self.seq = 0
+        self.errors: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read(), name=f"ingest-replies:{source}")
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                self.errors.append(json.loads(msg.data))
 
     async def send(self, events: np.ndarray) -> None:
-        """Send one packet of ``EVENT_DTYPE`` events (time-ordered) as a binary frame."""
-        await self.ws.send_bytes(_encode_frame(self.source, self.seq, events))
+        """Send one packet of events (fields t, x, y, p; time-ordered) as a binary frame."""
+        frame = encode_frame(as_events(events, where=f"ingest {self.source}"), seq=self.seq)
+        await self.ws.send_bytes(frame)
         self.seq += 1
+
+    async def close(self) -> None:
+        await self.ws.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
 
 
 class SpikegateClient:
@@ -184,7 +197,11 @@ class SpikegateClient:
 
     async def subscribe_outputs(self, pipeline: str,
                                 **query: str) -> AsyncIterator[dict[str, Any]]:
-        """Every output of ``pipeline`` as a dict (spikes, commands, ``missed`` if any)."""
+        """Every output of ``pipeline`` as a dict (spikes, commands, ``missed`` if any).
+
+        With ``format="binary"`` spikes come as decoded frames (``kind`` "spikes",
+        ``records`` a ``SPIKE_DTYPE`` array) and commands as JSON messages.
+        """
         params = {"pipeline": pipeline, **query}
         try:
             ws = await self.session.ws_connect(self.url("/ws/outputs"), params=params,
@@ -206,7 +223,11 @@ class SpikegateClient:
 
     async def push_events(self, source: str,
                           packets: np.ndarray | Iterable[np.ndarray]) -> int:
-        """Send one event array, or several, to ``/ws/ingest?source=``; the number sent."""
+        """Send one event array, or several, to ``/ws/ingest?source=``; the number sent.
+
+        The source must be of kind ``ingest``. For a long-lived stream, and to
+        see refused frames, use ``async with client.ingest(source) as stream``.
+        """
         batches = [packets] if isinstance(packets, np.ndarray) else list(packets)
         async with _IngestContext(self, source) as stream:
             for events in batches:
@@ -220,11 +241,12 @@ def _refused(exc: aiohttp.WSServerHandshakeError, where: str) -> ApiError:
 
 
 def _decode_output(data: bytes) -> dict[str, Any]:
-    try:
-        from spikegate.drivers.net.frames import decode_frame
-    except ImportError:
-        return {"binary": data}
-    return {"frame": decode_frame(data)}
+    """A binary output frame as a dict: kind, seq, t0_us, ingress_ns, missed, records."""
+    frame = decode_frame(data, "output frame", copy=True)
+    out = frame._asdict()
+    out["kind"] = frame.kind.name.lower()
+    out["flags"] = int(frame.flags)
+    return out
 
 
 class _IngestContext:
@@ -232,6 +254,7 @@ class _IngestContext:
         self.client = client
         self.source = source
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stream: IngestStream | None = None
 
     async def __aenter__(self) -> IngestStream:
         try:
@@ -240,8 +263,10 @@ class _IngestContext:
                 headers=self.client._headers)
         except aiohttp.WSServerHandshakeError as exc:
             raise _refused(exc, f"/ws/ingest?source={self.source}") from None
-        return IngestStream(self._ws, self.source)
+
+        self._stream = IngestStream(self._ws, self.source)
+        return self._stream
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        if self._stream is not None:
+            await self._stream.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from spikegate.service.app import GATEWAY, init
@@ -87,3 +88,42 @@ async def test_subscribe_outputs(served: Any) -> None:
             async for _ in gw.subscribe_outputs("nope"):
                 pass
         assert refused.value.status == 404
+
+
+async def test_push_events_into_an_ingest_source(aiohttp_client: Any, tmp_path: Path) -> None:
+    from spikegate.drivers.errors import FormatError
+    from spikegate.drivers.packet import SPIKE_DTYPE, make_events
+    from spikegate.service.config import IngestSourceConfig
+    from tests.conftest import eventually, make_packet
+
+    settings = make_settings(tmp_path)
+    cfg = PipelineConfig(name="pushed", source=IngestSourceConfig(name="arm", width=32,
+                                                                  height=32))
+    app = init(settings.model_copy(update={"pipelines": [cfg]}))
+    server = await aiohttp_client(app)
+    await app[GATEWAY].wait_ready()
+    pipeline = app[GATEWAY].pipelines["pushed"]
+    packets = [make_packet(50, t0_us=i * 1000, seed=i).events for i in range(4)]
+    async with SpikegateClient(base_url(server), token=TOKEN) as gw:
+        assert await gw.push_events("arm", packets) == 4
+        await eventually(lambda: pipeline.counters.events == 200, what="pushed events in")
+        async with gw.ingest("arm") as stream:
+            with pytest.raises(FormatError, match="missing event field"):
+                await stream.send(np.zeros(3, dtype=SPIKE_DTYPE))  # caught before sending
+            await stream.send(make_events([10**9, 10**9 + 1], [1, 100], 0, 1))  # x off the sensor
+            await eventually(lambda: bool(stream.errors), what="the refusal")
+        (refusal,) = stream.errors
+        assert refusal["type"] == "error" and refusal["frame"] == 0
+        assert refusal["offset"] > 0 and "arm: frame 0" in refusal["error"]
+        assert pipeline.counters.events == 200
+        with pytest.raises(ApiError) as refused:
+            await gw.push_events("nowhere", packets)
+        assert refused.value.status == 404
+
+
+async def test_binary_outputs(served: Any) -> None:
+    async with SpikegateClient(base_url(served), token=TOKEN) as gw:
+        async for out in gw.subscribe_outputs("demo", format="binary"):
+            if out.get("kind") == "spikes":
+                assert out["records"].dtype.names == ("t", "neuron")
+                break
