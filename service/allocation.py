@@ -19,7 +19,8 @@
    adapted until the kept fraction is reached) or ``downsample`` (the same on
    2×2-pixel cells). It also sets how many events one core call takes
    (``chunk_events``): a quarter of the budget's worth, so outputs flush at
-   least four times per budget, and queued packets are coalesced up to it.
+   least four times per budget, and queued packets are coalesced up to it;
+   the pipeline caps the decoder's command interval at half the budget.
 
 Every event taken out is counted as *shed*, per reason (``roi``,
 ``rate_budget``, ``thin``, ``refractory``, ``downsample``), never silently.

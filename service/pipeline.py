@@ -105,6 +105,7 @@ class Pipeline:
         self.counters = CoreCounters()
         self.source_rate = RateMeter()
         self.core_latency = LatencyWindow()
+        self._interval_base_us: int | None = None
         self.allocator = Allocator(source.geometry)
         self.allocator.policy.core = core
         self.energy = EnergyMeter(core)
@@ -340,6 +341,7 @@ class Pipeline:
     def _apply_allocation(self, cfg: AllocationConfig) -> None:
         """Make ``cfg`` the allocation; the core thread applies it between two packets."""
         previous, self.allocation = self.allocation, cfg
+        self._cap_command_interval()
 
         def apply() -> None:
             self.allocator.configure(cfg)
@@ -357,7 +359,20 @@ class Pipeline:
             raise ValueError(f"pipeline {self.name}: its decoder has no command interval")
 
     def _set_interval(self, value: float) -> None:
-        self.decoder.memory.command_interval_us = max(1, int(value * 1000))  # type: ignore[attr-defined]
+        self._interval_base_us = max(1, int(value * 1000))
+        self._cap_command_interval()
+
+    def _cap_command_interval(self) -> None:
+        """Under a latency budget, commands flush at least twice per budget: the decoder's
+        interval is the configured one, capped at half the budget."""
+        memory = getattr(self.decoder, "memory", None)
+        if not hasattr(memory, "command_interval_us"):
+            return
+        if self._interval_base_us is None:
+            self._interval_base_us = int(memory.command_interval_us)  # type: ignore[union-attr]
+        budget_ms = self.allocation.latency_budget_ms
+        cap = self._interval_base_us if budget_ms is None else int(budget_ms * 500)
+        memory.command_interval_us = max(1, min(self._interval_base_us, cap))  # type: ignore[union-attr]
 
     def _check_sinks(self, value: Mapping[str, Mapping[str, Any]]) -> None:
         names = {s.name for s in self.sinks}

@@ -293,3 +293,17 @@ def test_auto_energy_and_a_fixed_precision_are_refused_together() -> None:
             {"auto": {"energy_uw": 5}, "precision": "int8"}))
     with pytest.raises(ValidationError, match="exactly one budget"):
         AllocationConfig.model_validate({"auto": {"energy_uw": 5, "synops_per_s": 3}})
+
+
+def test_a_latency_budget_caps_the_command_interval() -> None:
+    net = TrackerNetwork(GEOM, n_x=3, n_y=3)
+    decoder = TrackerDecoder(6, net.decode, command_interval_us=50_000)
+    p = Pipeline("p", ListSource([]), net, decoder, [])
+    p.apply_settings({"latency_budget_ms": 20})
+    assert decoder.memory.command_interval_us == 10_000  # half the budget
+    p.apply_settings({"command_interval_ms": 5})
+    assert decoder.memory.command_interval_us == 5_000  # already within the cap
+    p.apply_settings({"command_interval_ms": 80})
+    assert decoder.memory.command_interval_us == 10_000
+    p.apply_settings({"latency_budget_ms": None})
+    assert decoder.memory.command_interval_us == 80_000
