@@ -440,18 +440,22 @@ def load_graph(path: str | Path) -> Graph:
     return from_nir(root, source=path.name)
 
 
-def _node_from_dict(data: Mapping[str, Any]) -> Any:
+def _node_from_dict(data: Mapping[str, Any], name: str = "") -> Any:
     """``nir.dict2NIRNode``, plus extension kinds (a ``nir_type`` nir doesn't define)."""
     kind = data.get("type")
     if kind == "NIRGraph":
-        nodes = {k: _node_from_dict(v) for k, v in data["nodes"].items()}
+        nodes = {k: _node_from_dict(v, f"{name}.{k}" if name else k)
+                 for k, v in data["nodes"].items()}
         edges = [(nir.ir.utils.ensure_str(a), nir.ir.utils.ensure_str(b)) for a, b in data["edges"]]
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=dict(data.get("metadata") or {}),
                             type_check=False)
     extensions: dict[str, Any] = {k.nir_type.__name__: k.nir_type for k in KINDS.values()
                                   if not hasattr(nir, k.nir_type.__name__)}
     if kind in extensions:
-        return extensions[kind].from_dict(dict(data))
+        try:
+            return extensions[kind].from_dict(dict(data))
+        except (GraphError, ValueError, TypeError) as exc:
+            raise GraphError(f"node {name!r}: {exc}") from None
     return nir.dict2NIRNode(dict(data))
 
 

@@ -282,3 +282,23 @@ def test_state_precision_tools_accept_an_alif_layer():
     set_precision(bank, "int8")
     out = alif_net.run(x)["out"]
     assert out.sum() > 0
+
+
+@pytest.mark.parametrize("damage", ["drop_beta", "bad_shape", "text"])
+def test_damaged_alif_nodes_in_a_file_are_refused(tmp_path, damage):
+    import h5py
+
+    path = tmp_path / "alif.nir"
+    nir.write(path, _alif_graph())
+    with h5py.File(path, "r+") as f:
+        node = f["node/nodes/alif"]
+        if damage == "drop_beta":
+            del node["beta"]
+        elif damage == "bad_shape":
+            del node["tau_adp"]
+            node.create_dataset("tau_adp", data=np.ones(3))
+        else:
+            del node["r"]
+            node.create_dataset("r", data="fast")
+    with pytest.raises(graph.GraphError, match="alif"):
+        graph.load_graph(path)
