@@ -271,15 +271,18 @@ class NpzWriter:
         self.npy.write(events)
 
     def close(self) -> None:
-        self.npy.close()
-        self.spool.seek(0)
-        with (
-            zipfile.ZipFile(self.f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z,
-            z.open("events.npy", "w", force_zip64=True) as member,
-        ):
-            shutil.copyfileobj(self.spool, member, CHUNK_BYTES)
-        self.spool.close()
-        self.f.flush()
+        try:
+            self.npy.close()
+            self.spool.seek(0)
+            with (
+                zipfile.ZipFile(self.f, "w", compression=zipfile.ZIP_STORED,
+                                allowZip64=True) as z,
+                z.open("events.npy", "w", force_zip64=True) as member,
+            ):
+                shutil.copyfileobj(self.spool, member, CHUNK_BYTES)
+            self.f.flush()
+        finally:
+            self.spool.close()
 
 
 class NpzFormat:

@@ -160,6 +160,7 @@ def convert_file(
     if Path(src).resolve() == Path(dst).resolve():
         raise FormatError(f"{describe(dst)}: output is the input file")
     count = 0
+    writer = None
     try:
         with open(src, "rb") as f_in, open(dst, "wb") as f_out:
             header, chunks = open_events(f_in, describe(src), src_fmt, chunk_bytes)
@@ -170,8 +171,12 @@ def convert_file(
                 writer.write(events)
                 count += len(events)
                 del events  # let the chunk go before the next one is decoded
-            writer.close()
+            done, writer = writer, None
+            done.close()
     except BaseException:
+        if writer is not None:  # release what it holds (a spool file); the output goes anyway
+            with contextlib.suppress(Exception):
+                writer.close()
         with contextlib.suppress(OSError):
             os.unlink(dst)
         raise

@@ -153,3 +153,12 @@ def test_convert_real_files_round_trip(shared, tmp_path, name, suffix):
     convert_file(src, tmp_path / f"out{suffix}")
     _, back = read_events(tmp_path / f"out{suffix}")
     np.testing.assert_array_equal(back, original)
+
+
+def test_failed_conversion_to_npz_leaves_nothing_open(tmp_path):
+    make_evt3(tmp_path / "in.raw")
+    data = (tmp_path / "in.raw").read_bytes()
+    (tmp_path / "cut.raw").write_bytes(data[:-1])
+    with pytest.raises(FormatError):
+        convert_file(tmp_path / "cut.raw", tmp_path / "out.npz")
+    assert not (tmp_path / "out.npz").exists()
