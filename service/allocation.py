@@ -376,6 +376,9 @@ class Allocator:
             },
             "connectivity": pruning.sparsity_status(core),
         }
+        change = self.core_report.get("connectivity_change")
+        if change is not None:  # per layer: kept synapses, kernel format, both kernels timed
+            out["connectivity"]["last_change"] = change
         versus = self.core_report.get("versus_float32_full")
         if versus is not None:
             out["versus_float32_full"] = versus
