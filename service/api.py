@@ -12,6 +12,7 @@ the field), a missing or wrong token 401, an unknown name 404, a name taken
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -58,6 +59,8 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MODEL_STORE = web.AppKey("model_store", ModelStore)
+LIFECYCLE = web.AppKey("pipeline_lifecycle", asyncio.Lock)
+"""Held while a pipeline is created, started, stopped or deleted: one change at a time."""
 UPLOAD_CHUNK_BYTES = 64 * 1024
 
 
@@ -239,7 +242,8 @@ async def create_pipeline(request: web.Request) -> web.Response:
     cfg = resolve_model_path(cfg, request.app[MODEL_STORE].root)
     gateway = request.app[GATEWAY]
     try:
-        pipeline = await gateway.create_pipeline(cfg, start=start)
+        async with request.app[LIFECYCLE]:
+            pipeline = await gateway.create_pipeline(cfg, start=start)
     except PipelineExistsError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     except (ValueError, OSError) as exc:  # FormatError, a file that is not there, ...
@@ -256,22 +260,24 @@ async def get_pipeline(request: web.Request) -> web.Response:
 
 
 async def start_pipeline(request: web.Request) -> web.Response:
-    pipeline = _pipeline(request)
-    await pipeline.start()
+    async with request.app[LIFECYCLE]:
+        pipeline = _pipeline(request)
+        await pipeline.start()
     log.info("pipeline %s started over REST", pipeline.name, extra={"pipeline": pipeline.name})
     return ok(view_of(request.app[GATEWAY], pipeline))
 
 
 async def stop_pipeline(request: web.Request) -> web.Response:
-    pipeline = _pipeline(request)
-    await pipeline.stop()
+    async with request.app[LIFECYCLE]:
+        pipeline = _pipeline(request)
+        await pipeline.stop()
     log.info("pipeline %s stopped over REST", pipeline.name, extra={"pipeline": pipeline.name})
     return ok(view_of(request.app[GATEWAY], pipeline))
 
 
 async def patch_pipeline(request: web.Request) -> web.Response:
-    pipeline = _pipeline(request)
     patch = await parse_body(request, PipelineSettingsPatch)
+    pipeline = _pipeline(request)
     changes = patch.changes()
     try:
         pipeline.apply_settings(changes)
@@ -285,8 +291,9 @@ async def patch_pipeline(request: web.Request) -> web.Response:
 
 
 async def delete_pipeline(request: web.Request) -> web.Response:
-    name = _pipeline(request).name
-    await request.app[GATEWAY].delete_pipeline(name)
+    async with request.app[LIFECYCLE]:
+        name = _pipeline(request).name
+        await request.app[GATEWAY].delete_pipeline(name)
     return ok(Deleted(deleted=name))
 
 
@@ -517,6 +524,7 @@ def setup_api(app: web.Application, settings: Settings) -> None:
     """The JSON-errors middleware, the model store, and every route of ``OPERATIONS``."""
     app.middlewares.insert(0, json_errors)
     app[MODEL_STORE] = ModelStore(settings.server.models_dir, settings.server.max_upload_bytes)
+    app[LIFECYCLE] = asyncio.Lock()
     add_routes(app)
 
 

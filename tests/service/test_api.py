@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,15 @@ async def test_status_stays_and_failed_file_source_is_a_422(client: Any) -> None
     else:
         assert resp.status == 422 and "pipeline f:" in (await resp.json())["error"]
     assert (await client.get("/api/v1/status")).status == 200
+
+
+async def test_concurrent_lifecycle_calls_leave_a_consistent_state(client: Any) -> None:
+    await client.post("/api/v1/pipelines", json=new_pipeline("race"), headers=AUTH)
+    calls = [client.post("/api/v1/pipelines/race/start", headers=AUTH),
+             client.delete("/api/v1/pipelines/race", headers=AUTH),
+             client.post("/api/v1/pipelines/race/start", headers=AUTH),
+             client.post("/api/v1/pipelines/race/stop", headers=AUTH)]
+    statuses = [r.status for r in await asyncio.gather(*calls)]
+    assert all(s in (200, 404) for s in statuses) and statuses[1] == 200
+    assert "race" not in client.app[GATEWAY].pipelines
+    assert (await client.get("/api/v1/pipelines/race")).status == 404
