@@ -183,6 +183,9 @@ class NeuronStage(Stage):
             (kn.V_MIN, c.v_min),
         ):
             self.coef_rows[row] = values
+        with np.errstate(divide="ignore"):
+            gain = np.abs(c.gain_v_old) + np.abs(c.gain_v)
+            self.coef_rows[kn.WAKE_GAIN] = np.where(c.alpha < 1.0, gain / (1.0 - c.alpha), np.inf)
         self.flags = np.zeros(6, dtype=np.int64)
         self.flags[kn.SPIKING] = c.spiking
         self.flags[kn.MULTI] = c.multi_spike

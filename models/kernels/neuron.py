@@ -57,9 +57,10 @@ def _update(x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, th
 
 
 # rows of the packed coefficient array ``coef`` (n_rows, n)
+# (WAKE_GAIN = (|gain_v_old| + |gain_v|) / (1 − alpha), +inf when alpha ≥ 1: the wake-up bound)
 ALPHA, GAIN_SYN, BETA, GAIN_V_OLD, GAIN_V, GAIN_X, LEAK, THRESHOLD, V_RESET, V_MIN, BIAS, \
-    BIAS_REC = range(12)
-N_COEF = 12
+    BIAS_REC, WAKE_GAIN = range(13)
+N_COEF = 13
 # entries of ``flags`` (int64): configuration, and the active-set size (state)
 SPIKING, MULTI, RESET_CODE, AT_THRESHOLD, REC_START, N_ACTIVE = range(6)
 
@@ -116,7 +117,7 @@ def step_candidates(k, nt, coef, flags, fstate, istate, bstate, out_step, out_id
     alpha, gain_syn, beta = coef[ALPHA], coef[GAIN_SYN], coef[BETA]
     gain_v_old, gain_v, gain_x = coef[GAIN_V_OLD], coef[GAIN_V], coef[GAIN_X]
     leak, threshold, v_reset, v_min = coef[LEAK], coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
-    bias, bias_rec = coef[BIAS], coef[BIAS_REC]
+    bias, bias_rec, wake_gain = coef[BIAS], coef[BIAS_REC], coef[WAKE_GAIN]
     spiking = flags[SPIKING] != 0
     multi = flags[MULTI] != 0
     reset_code = flags[RESET_CODE]
@@ -181,12 +182,7 @@ def step_candidates(k, nt, coef, flags, fstate, istate, bstate, out_step, out_id
             else:
                 bound = vv if vv > 0.0 else 0.0
                 if ii != 0.0:
-                    al = alpha[j]  # not `a` (an int above): unified types halve speed
-                    if al < 1.0:
-                        g = abs(gain_v_old[j]) + abs(gain_v[j])
-                        bound += g * abs(ii) / (1.0 - al)
-                    else:
-                        bound = np.inf
+                    bound += wake_gain[j] * abs(ii)
                 live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
         if live:
             active[na] = j
