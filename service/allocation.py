@@ -22,8 +22,12 @@
    least four times per budget, and queued packets are coalesced up to it;
    the pipeline caps the decoder's command interval at half the budget.
 
+A packet that waited in the queue for longer than the whole budget is shed
+at once (reason ``stale``): its outputs could no longer be on time.
+
 Every event taken out is counted as *shed*, per reason (``roi``,
-``rate_budget``, ``thin``, ``refractory``, ``downsample``), never silently.
+``rate_budget``, ``stale``, ``thin``, ``refractory``, ``downsample``), never
+silently.
 Precision and sparsity are fields here too; the pipeline hands them to the
 network (``spikegate.models.precision`` / ``pruning``).
 """
@@ -305,7 +309,12 @@ class Allocator:
         if cfg.latency_budget_ms is not None or cfg.auto is not None:
             keep = 1.0
             if cfg.latency_budget_ms is not None:
-                keep = self._latency_keep(cfg, (now_ns - ingress_ns) * 1e-9)
+                wait_s = (now_ns - ingress_ns) * 1e-9
+                keep = self._latency_keep(cfg, wait_s)
+                if wait_s > cfg.latency_budget_ms * 1e-3 and events.shape[0]:
+                    # already past the budget before the core saw it: too late to be of use
+                    self.shed.add("stale", int(events.shape[0]))
+                    events = events[:0]
             if cfg.auto is not None:
                 keep = min(keep, self.policy.decide(self, cfg, now_ns))
             events = self._shed(events, keep, cfg.shed_policy)

@@ -190,8 +190,8 @@ async def test_switching_knobs_under_full_load_loses_no_event_uncounted() -> Non
 async def test_a_big_packet_is_split_into_calls_under_a_latency_budget() -> None:
     net = TrackerNetwork(GEOM, n_x=3, n_y=3)
     p = Pipeline("p", ListSource([make_packet(5000)]), net, TrackerDecoder(6, net.decode), [],
-                 allocation=AllocationConfig(latency_budget_ms=1))
-    p.allocator.observe(1000, 1e-3)  # 1 µs per event: 250 per quarter-ms, floored at 1024
+                 allocation=AllocationConfig(latency_budget_ms=1000))
+    p.allocator.observe(1000, 1.0)  # 1 ms per event: 250 per quarter-budget, floored at 1024
     await p.start()
     await eventually(lambda: p.counters.packets == 1, what="the packet through the core")
     await p.close()
@@ -307,3 +307,11 @@ def test_a_latency_budget_caps_the_command_interval() -> None:
     assert decoder.memory.command_interval_us == 10_000
     p.apply_settings({"latency_budget_ms": None})
     assert decoder.memory.command_interval_us == 80_000
+
+
+def test_a_packet_already_past_the_budget_is_shed_as_stale() -> None:
+    alloc = Allocator(GEOM, AllocationConfig(latency_budget_ms=10))
+    t_ns = time.monotonic_ns()
+    assert len(alloc.admit(block(0, 0, 50), t_ns, now_ns=t_ns + 5_000_000)) == 50
+    assert len(alloc.admit(block(0, 0, 50), t_ns, now_ns=t_ns + 11_000_000)) == 0
+    assert alloc.shed.by_reason == {"stale": 50}
