@@ -268,6 +268,8 @@ class Network:
                 f"input raster: shape {x.shape} does not match (T, *{self.input_shape}) "
                 f"of input node {self.input_name!r}"
             )
+        if x.dtype == np.bool_:
+            x = x.astype(np.uint8)
         if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
             raise InputError("input raster: values must be finite numbers (spike counts)")
         k0 = self.next_step

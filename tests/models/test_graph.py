@@ -185,3 +185,6 @@ def test_wrong_input_shape_and_addresses_are_refused():
         net.step(make_events([0, 10], [1, 7]))
     with pytest.raises(InputError, match="finite"):
         net.step(np.full((2, 2), np.nan))
+    with pytest.raises(InputError, match="finite"):
+        net.step(np.array([["a", "b"]]))
+    assert net.step(np.ones((3, 2), dtype=bool)).n_steps == 3  # a boolean raster is counts
