@@ -16,7 +16,6 @@ importer (nir node → params, shapes) and an exporter (params → nir node).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -640,10 +639,3 @@ def to_nir(graph: Graph) -> nir.NIRGraph:
 def save_graph(graph: Graph, path: str | Path) -> None:
     """Write ``graph`` as a ``.nir`` file."""
     nir.write(str(path), to_nir(graph))
-
-
-def replace_params(layer: Layer, **arrays: np.ndarray) -> Layer:
-    """A copy of ``layer`` with some parameter arrays replaced (made read-only)."""
-    for arr in arrays.values():
-        arr.setflags(write=False)
-    return dataclasses.replace(layer, params=dataclasses.replace(layer.params, **arrays))
