@@ -95,6 +95,10 @@ class _Families:
         self.synops = CounterMetricFamily(
             f"{p}_synaptic_operations", "Synaptic operations; rate() gives SynOps/s",
             labels=["pipeline"])
+        self.energy = CounterMetricFamily(
+            f"{p}_energy_estimate_joules", "Arithmetic energy estimate of the counted "
+            "operations (models/energy.py): event-driven, and the dense clock-driven "
+            "equivalent of the same network", labels=["pipeline", "mode"])
         self.kernel = CounterMetricFamily(
             f"{p}_kernel_seconds", "Wall time spent in network.step", labels=["pipeline"])
         self.delivered = CounterMetricFamily(
@@ -131,6 +135,10 @@ class _Families:
         self.core_packets.add_metric([name], core["packets"])
         self.spikes.add_metric([name], core["spikes"])
         self.synops.add_metric([name], core["synops"])
+        energy = st.get("energy", {})
+        if energy:
+            self.energy.add_metric([name, "event_driven"], energy["energy_uj"] * 1e-6)
+            self.energy.add_metric([name, "dense_clock_driven"], energy["dense_energy_uj"] * 1e-6)
         self.kernel.add_metric([name], pipeline.counters.kernel_s)
         self.drops.add_metric([name, "queue", src["name"], "queue_full"], st["queue"]["dropped"])
         self.drops.add_metric([name, "hub", "hub", "queue_full"], st["hub"]["dropped"])
@@ -164,7 +172,8 @@ class _Families:
 
     def all(self) -> list[Metric]:
         return [self.up, self.src_events, self.src_packets, self.src_rate, self.core_events,
-                self.core_packets, self.spikes, self.synops, self.kernel, self.delivered,
+                self.core_packets, self.spikes, self.synops, self.energy, self.kernel,
+                self.delivered,
                 self.drops, self.shed, self.dropped_events, self.depth, self.capacity,
                 self.core_latency, self.sink_latency]
 

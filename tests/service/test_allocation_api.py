@@ -144,3 +144,16 @@ async def test_the_knobs_on_the_real_nmnist_cnn(client: Any, shared: Any) -> Non
                               json={"precision": {"nope": "int8"}})
     assert resp.status == 422 and "no weight or neuron layer named 'nope'" in (
         await resp.json())["error"]
+
+
+async def test_metrics_carry_the_energy_estimate(client: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    pipeline = client.app[GATEWAY].pipelines["demo"]
+    await eventually(lambda: pipeline.status()["energy"]["energy_uj"] > 0)
+    text = await (await client.get("/metrics")).text()
+    found = {(s.name, s.labels.get("mode")): s.value
+             for fam in text_string_to_metric_families(text) for s in fam.samples}
+    event = found[("spikegate_energy_estimate_joules_total", "event_driven")]
+    dense = found[("spikegate_energy_estimate_joules_total", "dense_clock_driven")]
+    assert 0 < event < dense
