@@ -49,6 +49,9 @@ from .stats import LatencyWindow, RateMeter
 
 log = logging.getLogger("spikegate.pipeline")
 
+COALESCE_EVENTS = 65_536
+"""Most events one core call takes from packets that wait (no latency budget set)."""
+
 
 class Source(Protocol):
     name: str
@@ -162,12 +165,14 @@ class Pipeline:
         while True:
             batch = [await self.queue.get()]
             limit = self.allocator.chunk_events()
-            if limit is not None:  # coalesce what waits, up to one call's worth once shed
-                keep = self.allocator.keep_fraction
-                total = len(batch[0]) * keep
-                while total < limit and not self.queue.empty():
-                    batch.append(self.queue.get_nowait())
-                    total += len(batch[-1]) * keep
+            # coalesce what waits, up to one call's worth once shed: one thread
+            # hand-off for the lot, so a core that fell behind catches up
+            most = COALESCE_EVENTS if limit is None else limit
+            keep = self.allocator.keep_fraction
+            total = len(batch[0]) * keep
+            while total < most and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+                total += len(batch[-1]) * keep
             try:
                 await self._process(loop, batch, limit)
             finally:
