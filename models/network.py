@@ -281,10 +281,7 @@ class Network:
     def _from_events(
         self, events: np.ndarray, until_step: int | None
     ) -> tuple[Signal, int, _Causes, int, int]:
-        for name in ("t", "x", "y", "p"):
-            if name not in (events.dtype.names or ()):
-                raise InputError(f"events: missing field {name!r}")
-        dt_us = self.profile.dt_us
+        dt_us = self.profile.dt_us  # events are EVENT_DTYPE here (as_events)
         if dt_us < 1 or abs(dt_us - self.profile.dt_s * 1e6) > 1e-6:
             raise InputError(f"events need dt in whole µs; dt = {self.profile.dt_s!r} s")
         n = events.shape[0]
@@ -376,14 +373,17 @@ class Network:
                 outputs[name] = self.stages[name].advance(k0, k1, stage_in)
         self.next_step = k1
         out = outputs.get(self.output_name, empty_signal())
-        if self._output_spiking:
+        if not len(out):
+            reps = np.zeros(0, np.int64)
+            n_truncated = 0
+        elif self._output_spiking:
             counts = np.rint(out.val).astype(np.int64)
             reps = np.minimum(counts, MAX_SPIKES_PER_EVENT_STEP)
             n_truncated = int((counts - reps).sum())
         else:  # v of a non-spiking readout: one event per entry, the value in counts
             reps = np.ones(len(out), np.int64)
             n_truncated = 0
-        ev_steps = np.repeat(out.step, reps)
+        ev_steps = np.repeat(out.step, reps) if len(out) else out.step
         ev = np.zeros(len(ev_steps), dtype=EVENT_DTYPE)
         if len(ev):
             ev["t"] = self._times_us(ev_steps, causes)
