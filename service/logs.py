@@ -65,7 +65,8 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extras = record_extras(record)
+        # aiohttp's access lines already say in words what their extras hold
+        extras = {} if record.name == "aiohttp.access" else record_extras(record)
         if not extras:
             return line
         head, sep, tail = line.partition("\n")  # keep a traceback below the fields
