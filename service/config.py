@@ -137,6 +137,9 @@ class NirModelConfig(_Strict):
     dt_s: float | None = Field(None, gt=0)
     reset: Literal["zero", "subtract"] | None = None
     fit: Literal["scale", "crop"] = "scale"  # sensor coordinates → the model's input
+    # hold each packet's last step until the next packet: spikes exactly the
+    # clock-driven ones whatever the packet boundaries, at up to a packet's latency
+    hold_last_step: bool = False
 
 
 ModelConfig = Annotated[TrackerModelConfig | NirModelConfig, Field(discriminator="kind")]

@@ -38,10 +38,16 @@ class ModelCore:
     """Runs a ``Network`` on a source's events, fitted to the model's (P, H, W) input."""
 
     def __init__(self, network: Network, geometry: Geometry,
-                 fit: Literal["scale", "crop"] = "scale") -> None:
+                 fit: Literal["scale", "crop"] = "scale", hold_last_step: bool = False) -> None:
         self.network = network
         self.geometry = geometry
         self.fit = fit
+        # False: run through the last event's step now (lowest latency; an event
+        # that arrives later for that step counts as late, ``n_late``). True: hold
+        # that step until the next packet, so the spikes are exactly the
+        # clock-driven ones whatever the packet boundaries.
+        self.hold_last_step = hold_last_step
+        self.late = 0
         self.n_p, self.n_y, self.n_x = network.event_shape
         self.outside = 0  # events dropped by ``crop``
         self.output_size = network.output_size
@@ -72,7 +78,8 @@ class ModelCore:
         return out
 
     def step(self, events: np.ndarray) -> CoreStep:
-        result = self.network.step(self.fit_events(events))
+        result = self.network.step(self.fit_events(events), flush=not self.hold_last_step)
+        self.late += int(result.n_late)
         spikes = np.empty(result.events.shape[0], dtype=SPIKE_DTYPE)
         spikes["t"] = result.events["t"]
         spikes["neuron"] = result.events["x"]

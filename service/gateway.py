@@ -82,7 +82,7 @@ def build_core(cfg: PipelineConfig, source: Source) -> tuple[Core, Decoder]:
         from .cores import ModelCore
 
         network = load_model(model.path, model.profile, model.dt_s, model.reset)
-        core = ModelCore(network, source.geometry, model.fit)
+        core = ModelCore(network, source.geometry, model.fit, model.hold_last_step)
         return core, ArgmaxDecoder(core.output_size, interval_us)
     raise ValueError(f"pipeline {cfg.name}: unknown model kind {model.kind!r}")
 
