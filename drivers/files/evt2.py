@@ -26,16 +26,13 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
 from .base import FileHeader
 from .percent_header import (
-    evt_version,
     format_percent_header,
-    header_geometry,
     header_t_offset_us,
     raw_evt_version,
-    read_percent_header,
+    read_raw_header,
     sniff_percent_header,
 )
 from .words import DONE, FULL, check_writable, collect_events, time_steps
@@ -215,12 +212,7 @@ class Evt2Format:
         return header is not None and raw_evt_version(header) == "2.0"
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        header = read_percent_header(f, where)
-        version = evt_version(header)
-        if version not in (None, "2.0"):
-            raise FormatError(f"{where}: byte 0: header says EVT {version}, not EVT 2.0")
-        return FileHeader(self.name, header.data_offset, header_geometry(header),
-                          dict(header.fields))
+        return read_raw_header(f, where, self.name, "2.0")[0]
 
     def decoder(self, header: FileHeader, where: str) -> Evt2Decoder:
         return Evt2Decoder(where, header_t_offset_us(header.meta, where))

@@ -30,14 +30,12 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from ..errors import FormatError
 from ..packet import Geometry
 from .base import FileHeader
 from .percent_header import (
     evt_version,
     format_options,
-    header_geometry,
-    read_percent_header,
+    read_raw_header,
     sniff_percent_header,
 )
 from .words import DONE, FULL, bit_index, collect_events
@@ -125,15 +123,11 @@ class Evt21Format:
         return header is not None and evt_version(header) == "2.1"
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        header = read_percent_header(f, where)
-        version = evt_version(header)
-        if version not in (None, "2.1"):
-            raise FormatError(f"{where}: byte 0: header says EVT {version}, not EVT 2.1")
+        found, header = read_raw_header(f, where, self.name, "2.1")
         name, options = format_options(header)
         endianness = options.get("endianness", "legacy" if name is None else "")
-        meta = dict(header.fields)
-        meta["word_order"] = "upper-first" if endianness == "legacy" else "mask-first"
-        return FileHeader(self.name, header.data_offset, header_geometry(header), meta)
+        found.meta["word_order"] = "upper-first" if endianness == "legacy" else "mask-first"
+        return found
 
     def decoder(self, header: FileHeader, where: str) -> Evt21Decoder:
         return Evt21Decoder(where, header.meta.get("word_order") == "upper-first")

@@ -39,12 +39,10 @@ from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
 from .base import FileHeader
 from .percent_header import (
-    evt_version,
     format_percent_header,
-    header_geometry,
     header_t_offset_us,
     raw_evt_version,
-    read_percent_header,
+    read_raw_header,
     sniff_percent_header,
 )
 from .words import (
@@ -348,12 +346,7 @@ class Evt3Format:
         return header is not None and raw_evt_version(header) == "3.0"
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        header = read_percent_header(f, where)
-        version = evt_version(header)
-        if version not in (None, "3.0"):
-            raise FormatError(f"{where}: byte 0: header says EVT {version}, not EVT 3.0")
-        meta = dict(header.fields)
-        return FileHeader(self.name, header.data_offset, header_geometry(header), meta)
+        return read_raw_header(f, where, self.name, "3.0")[0]
 
     def decoder(self, header: FileHeader, where: str) -> Evt3Decoder:
         return Evt3Decoder(where, header.geometry, header_t_offset_us(header.meta, where))

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from ..errors import FormatError
 from ..packet import Geometry
+from .base import FileHeader
 
 MAX_HEADER_BYTES = 1 << 20
 """Largest ``%`` header accepted (real headers are a few hundred bytes)."""
@@ -224,3 +225,14 @@ def header_t_offset_us(fields: dict[str, str], where: str) -> int:
     if not 0 <= value < 1 << 62:
         raise FormatError(f"{where}: header: t_offset_us {value} is out of range")
     return value
+
+
+def read_raw_header(f: BinaryIO, where: str, name: str, version: str
+                    ) -> tuple[FileHeader, PercentHeader]:
+    """The ``% `` header of a ``.raw`` file that must be EVT ``version`` (or say none)."""
+    header = read_percent_header(f, where)
+    found = evt_version(header)
+    if found not in (None, version):
+        raise FormatError(f"{where}: byte 0: header says EVT {found}, not EVT {version}")
+    return FileHeader(name, header.data_offset, header_geometry(header),
+                      dict(header.fields)), header
