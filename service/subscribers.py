@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -109,14 +110,25 @@ def output_messages(out: OutputPacket, format: str) -> list[Message]:
 
 
 class EventsSubscriber(WebSocketClient):
-    """A ``/ws/events`` client: event frames of a source, at most ``max_rate_ev_s``."""
+    """A ``/ws/events`` client: event frames of a source, at most ``max_rate_ev_s``.
+
+    ``share`` (optional) gives this client's share of the source's total rate
+    cap (e.g. the cap ÷ the number of subscribers), so many clients together
+    cannot take the event loop from the pipeline. Clients thinned to the same
+    stride share one encoded frame per packet.
+    """
+
+    _frames_of: EventPacket | None = None
+    _frames: dict[int, bytes] = {}  # noqa: RUF012 (one packet's frames by stride, shared)
 
     def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
-                 max_rate_ev_s: float = 200_000.0) -> None:
+                 max_rate_ev_s: float = 200_000.0,
+                 share: Callable[[], float] | None = None) -> None:
         super().__init__(ws, buffer_size, "binary")
         if not max_rate_ev_s > 0:
             raise ValueError(f"max_rate must be positive, not {max_rate_ev_s}")
         self.max_rate_ev_s = max_rate_ev_s
+        self.share = share
         self.rate_factor = 1.0
         self.events_offered = 0
         self.events_kept = 0
@@ -125,8 +137,10 @@ class EventsSubscriber(WebSocketClient):
 
     @property
     def rate_ev_s(self) -> float:
-        """The rate this client gets now (lowered while it falls behind)."""
-        return self.max_rate_ev_s * self.rate_factor
+        """The rate this client gets now (its share, lowered while it falls behind)."""
+        rate = self.max_rate_ev_s if self.share is None else min(self.max_rate_ev_s,
+                                                                 self.share())
+        return rate * self.rate_factor
 
     def offer_packet(self, packet: EventPacket) -> None:
         """The source tap: thin ``packet`` to this client's budget and queue its frame."""
@@ -143,15 +157,22 @@ class EventsSubscriber(WebSocketClient):
         rate = self.rate_ev_s
         self._budget = min(self._budget + (now - self._t_last) * rate, max(rate * BURST_S, 1.0))
         self._t_last = now
-        if n <= self._budget:
-            events, flags = packet.events, FrameFlag.NONE
-        else:
+        stride = 1
+        if n > self._budget:
             keep = int(self._budget)
             if keep < 1:
                 return
-            events, flags = packet.events[:: math.ceil(n / keep)], FrameFlag.DECIMATED
-        kept = int(events.shape[0])
+            stride = math.ceil(n / keep)
+        cls = EventsSubscriber
+        if cls._frames_of is not packet:
+            cls._frames_of, cls._frames = packet, {}
+        frame = cls._frames.get(stride)
+        if frame is None:
+            events = packet.events[::stride] if stride > 1 else packet.events
+            frame = cls._frames[stride] = encode_frame(
+                events, seq=packet.seq, t0_us=packet.t_first_us, ingress_ns=packet.ingress_ns,
+                flags=FrameFlag.DECIMATED if stride > 1 else FrameFlag.NONE)
+        kept = math.ceil(n / stride)
         self._budget -= kept
         self.events_kept += kept
-        self.offer(encode_frame(events, seq=packet.seq, t0_us=packet.t_first_us,
-                                ingress_ns=packet.ingress_ns, flags=flags))
+        self.offer(frame)

@@ -109,6 +109,20 @@ def test_events_subscriber_thins_to_its_rate() -> None:
                for f in frames)
 
 
+def test_events_subscribers_share_frames_and_a_total_rate() -> None:
+    clients = [EventsSubscriber(BlockedWs(), buffer_size=8,  # type: ignore[arg-type]
+                                max_rate_ev_s=1e9, share=lambda: 5_000.0) for _ in range(3)]
+    packet = make_packet(100, geometry=GEOMETRY)
+    for client in clients:
+        client.offer_packet(packet)
+    frames = [c.buffer.get_nowait() for c in clients]
+    assert frames[0] is frames[1] is frames[2]  # encoded once
+    assert all(c.rate_ev_s == 5_000.0 for c in clients)
+    for seq in range(1, 5):  # far over the 5 k ev/s share: thinned
+        clients[0].offer_packet(make_packet(1000, seq=seq, geometry=GEOMETRY))
+    assert clients[0].events_kept < 1_000
+
+
 def test_events_subscriber_slows_down_while_behind() -> None:
     client = EventsSubscriber(BlockedWs(), buffer_size=4,  # type: ignore[arg-type]
                               max_rate_ev_s=1e9)

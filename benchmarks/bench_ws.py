@@ -1,0 +1,284 @@
+"""Websocket delivery on loopback: throughput to 1/10/100 clients, slow clients, latency.
+
+One gateway (the demo source paced at 1 M events/s, 1 000 events per packet)
+serves websocket clients run in a second process (so the clients' work is not
+counted on the server's event loop, as on a real host).
+
+1. Throughput: N clients on ``/ws/events?max_rate=10M`` (raw event frames,
+   13 bytes/event), all fast, then with one of them deliberately slow (it
+   sleeps 20 ms after each message). Shown: what the clients got (MB/s,
+   events/s), what the slow one missed, and the core's events/s — the ratio
+   "core with slow ÷ core all fast" shows the slow client costs the core nothing.
+2. Latency: ingress (packet entered the gateway) → client, at 1 M events/s with
+   10 clients on ``/ws/outputs?format=binary`` (through queue, core, hub, sink:
+   end to end) and on ``/ws/events`` (the source tap). Both ends read the
+   host's monotonic clock.
+
+Bounded: about 40 s in all. Run: ``.venv/bin/python benchmarks/bench_ws.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import sys
+import time
+from collections.abc import AsyncIterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiohttp import web
+from pydantic import SecretStr
+
+from spikegate.drivers.net.frames import HEADER
+from spikegate.drivers.packet import EventPacket, Geometry
+from spikegate.drivers.synthetic import MovingDisk, SyntheticDvsSource
+from spikegate.service.app import GATEWAY, init
+from spikegate.service.config import (
+    DemoSourceConfig,
+    PipelineConfig,
+    ServerConfig,
+    Settings,
+    WebSocketSinkConfig,
+)
+
+RATE_EV_S = 1_000_000
+WINDOW_S = 2.0
+SETTLE_S = 0.5
+SLOW_SLEEP_S = 0.02
+
+
+class ReplaySource:
+    """Pre-made demo packets replayed at ``RATE_EV_S`` on the wall clock (looping in time).
+
+    The synthetic scene itself makes well under 1 M events/s on a shared core, so
+    the events are made once before the run; only pacing and packet headers are live.
+    """
+
+    def __init__(self, packets: list[EventPacket], geometry: Geometry) -> None:
+        self.name = "demo"
+        self.geometry = geometry
+        self._packets = packets
+        self._span_us = packets[-1].t_last_us + 1_000
+
+    async def packets(self) -> AsyncIterator[EventPacket]:
+        start = time.monotonic()
+        seq = 0
+        while True:
+            for p in self._packets:
+                t_us = seq // len(self._packets) * self._span_us + p.t_first_us
+                delay = start + t_us / 1e6 - time.monotonic()
+                await asyncio.sleep(max(delay, 0.0))  # behind: still let the loop run
+                events = p.events.copy()
+                events["t"] += seq // len(self._packets) * self._span_us
+                yield EventPacket(events, self.name, self.geometry, seq)
+                seq += 1
+
+
+async def make_packets(seconds: float, packet_us: int) -> list[EventPacket]:
+    scene = MovingDisk(64, 64, 6.0, 40.0, RATE_EV_S, 0.05, 0)
+    source = SyntheticDvsSource(scene, "demo", packet_us, realtime=False, duration_s=seconds)
+    return [p async for p in source.packets()]
+
+
+def _install_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# --- the client process -------------------------------------------------------------------
+
+async def _receive(ws: aiohttp.ClientWebSocketResponse, slow: bool, start: float,
+                   end: float) -> dict[str, Any]:
+    got: dict[str, Any] = {"bytes": 0, "events": 0, "messages": 0, "missed": 0, "slow": slow}
+    latencies: list[float] = []
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        try:
+            msg = await ws.receive(timeout=end - now)
+        except TimeoutError:
+            break
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                break
+            continue
+        arrived_ns = time.monotonic_ns()
+        data = msg.data
+        if time.monotonic() >= start:  # count only inside the window
+            _, _, _, _, count, missed, _, _, ingress_ns = HEADER.unpack_from(data, 0)
+            got["bytes"] += len(data)
+            got["events"] += count
+            got["messages"] += 1
+            got["missed"] += missed
+            if ingress_ns:
+                latencies.append((arrived_ns - ingress_ns) / 1000.0)
+        if slow:
+            await asyncio.sleep(SLOW_SLEEP_S)
+    got["latencies_us"] = latencies
+    return got
+
+
+async def _run(urls: list[str], slow_index: int | None, conn: Connection) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        sockets = await asyncio.gather(*(session.ws_connect(url, max_msg_size=0, compress=0)
+                                         for url in urls))
+        conn.send("connected")
+        start = time.monotonic() + SETTLE_S
+        end = start + WINDOW_S
+        results = await asyncio.gather(*(_receive(ws, i == slow_index, start, end)
+                                         for i, ws in enumerate(sockets)))
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    conn.send(results)
+
+
+def client_process(conn: Connection) -> None:
+    """The clients' side: one run per (urls, slow index) received, until None."""
+    _install_uvloop()
+    while (job := conn.recv()) is not None:
+        asyncio.run(_run(*job, conn))
+
+
+# --- the server side ----------------------------------------------------------------------
+
+async def measure(app: web.Application, conn: Connection, urls: list[str],
+                  slow_index: int | None) -> dict[str, Any]:
+    """One run: the client process connects ``urls``; both sides count over the window."""
+    pipeline = app[GATEWAY].pipelines["demo"]
+    deadline = time.monotonic() + 3.0
+    while pipeline.queue.qsize() > 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # what the previous run left queued drains first
+    conn.send((urls, slow_index))
+    connected = await asyncio.to_thread(conn.recv)
+    assert connected == "connected", connected
+    await asyncio.sleep(SETTLE_S)
+    c0, q0 = pipeline.counters.events, pipeline.queue.dropped_weight
+    t0 = time.monotonic()
+    await asyncio.sleep(WINDOW_S * 0.9)
+    elapsed = time.monotonic() - t0
+    core_ev_s = (pipeline.counters.events - c0) / elapsed
+    queue_drops = pipeline.queue.dropped_weight - q0
+    # the server's view of each events subscriber (the taps are their bound methods)
+    subscribers = [tap.__self__ for tap in pipeline.taps]  # type: ignore[attr-defined]
+    server = sorted(((s.missed, s.rate_factor) for s in subscribers), reverse=True)
+    clients = await asyncio.to_thread(conn.recv)
+    return {"clients": clients, "core_ev_s": core_ev_s, "queue_drop_ev": queue_drops,
+            "server": server}
+
+
+def summary(result: dict[str, Any]) -> dict[str, float]:
+    clients = result["clients"]
+    fast = [c for c in clients if not c["slow"]]
+    slow = [c for c in clients if c["slow"]]
+    total_bytes = sum(c["bytes"] for c in clients)
+    return {
+        "n": len(clients),
+        "mb_s": total_bytes / WINDOW_S / 1e6,
+        "ev_s_total": sum(c["events"] for c in clients) / WINDOW_S,
+        "ev_s_fast_mean": float(np.mean([c["events"] for c in fast])) / WINDOW_S if fast else 0,
+        "slow_ev_s": slow[0]["events"] / WINDOW_S if slow else float("nan"),
+        "core_ev_s": result["core_ev_s"],
+        "queue_drop_ev": result["queue_drop_ev"],
+        # the most-behind subscriber as the server saw it: messages dropped, rate factor
+        "worst_missed": result["server"][0][0] if result["server"] else 0,
+        "worst_factor": result["server"][0][1] if result["server"] else 1.0,
+    }
+
+
+def latency(result: dict[str, Any]) -> tuple[float, float, float, int]:
+    lat = np.concatenate([np.asarray(c["latencies_us"]) for c in result["clients"]])
+    if lat.size == 0:
+        return float("nan"), float("nan"), float("nan"), 0
+    p50, p99 = np.percentile(lat, [50, 99])
+    return float(p50), float(p99), float(lat.max()), int(lat.size)
+
+
+@contextlib.asynccontextmanager
+async def serve(packet_us: int) -> AsyncIterator[tuple[web.Application, str]]:
+    """A gateway whose demo pipeline replays the scene at ``RATE_EV_S`` in ``packet_us`` packets."""
+    source = DemoSourceConfig(rate_ev_s=RATE_EV_S, packet_us=packet_us, realtime=True)
+    settings = Settings(server=ServerConfig(port=0, api_token=SecretStr("bench")),
+                        pipelines=[PipelineConfig(
+                            source=source, sinks=[WebSocketSinkConfig(client_buffer=64)])])
+    packets = await make_packets(1.0, packet_us)
+    app = init(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()  # the gateway exists; it starts its pipelines once warmed up
+    pipeline = app[GATEWAY].pipelines["demo"]
+    pipeline.source = ReplaySource(packets, pipeline.source.geometry)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        await app[GATEWAY].wait_ready()
+        await asyncio.sleep(0.5)
+        yield app, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def throughput_table(rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]]) -> None:
+    print(f"{'clients':>7} {'slow':>5} {'MB/s':>8} {'Mev/s out':>10} {'fast mean ev/s':>15} "
+          f"{'slow ev/s':>10} {'most behind: missed':>19} {'rate×':>7} {'core ev/s':>11} "
+          f"{'queue drops':>11} {'core slow÷fast':>14}")
+    for n, fast, slowed in rows:
+        for label, s in (("no", fast), ("yes", slowed)):
+            if s is None:
+                continue
+            ratio = "" if label == "no" else f"{s['core_ev_s'] / max(fast['core_ev_s'], 1):.3f}"
+            print(f"{n:>7} {label:>5} {s['mb_s']:>8.1f} {s['ev_s_total'] / 1e6:>10.2f} "
+                  f"{s['ev_s_fast_mean']:>15,.0f} {s['slow_ev_s']:>10,.0f} "
+                  f"{s['worst_missed']:>19,} {s['worst_factor']:>7.3f} "
+                  f"{s['core_ev_s']:>11,.0f} {s['queue_drop_ev']:>11,} {ratio:>14}")
+
+
+async def main() -> None:
+    ctx = mp.get_context("spawn")
+    conn, child = ctx.Pipe()
+    proc = ctx.Process(target=client_process, args=(child,), daemon=True)
+    proc.start()
+    print(f"input: demo scene replayed at {RATE_EV_S:,} events/s; window {WINDOW_S:.0f} s; "
+          f"the slow client sleeps {SLOW_SLEEP_S * 1000:.0f} ms after each message")
+    latency_rows = []
+    try:
+        for packet_us in (5_000, 1_000):
+            async with serve(packet_us) as (app, base):
+                events_url = f"{base}/ws/events?source=demo&max_rate=10000000"
+                outputs_url = f"{base}/ws/outputs?pipeline=demo&format=binary"
+                for label, url in (("/ws/outputs (through the core)", outputs_url),
+                                   ("/ws/events (source tap)", events_url)):
+                    result = await measure(app, conn, [url] * 10, None)
+                    latency_rows.append((label, packet_us, *latency(result),
+                                         result["core_ev_s"]))
+                if packet_us == 5_000:
+                    rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = [
+                        (1, summary(await measure(app, conn, [events_url], None)), None)]
+                    for n in (10, 100):
+                        fast = summary(await measure(app, conn, [events_url] * n, None))
+                        slowed = summary(await measure(app, conn, [events_url] * n, 0))
+                        rows.append((n, fast, slowed))
+                    print("\n/ws/events throughput: raw event frames to N clients, "
+                          "packets of 5,000 events ('most behind': the server's count for "
+                          "its slowest subscriber, and the rate factor it was cut to)")
+                    throughput_table(rows)
+    finally:
+        conn.send(None)
+        proc.join(5)
+    print(f"\ningress → client latency at {RATE_EV_S:,} events/s, 10 clients")
+    print(f"{'stream':<32} {'packet':>8} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
+          f"{'samples':>8} {'core ev/s':>10} {'p99 ≤ 1 ms':>10}")
+    for label, packet_us, p50, p99, worst, n, core in latency_rows:
+        print(f"{label:<32} {packet_us // 1000:>6}ms {p50:>8.0f} {p99:>8.0f} "
+              f"{worst:>9.0f} {n:>8} {core:>10,.0f} {'yes' if p99 <= 1000 else 'no':>10}")
+
+
+if __name__ == "__main__":
+    _install_uvloop()
+    t_start = time.monotonic()
+    asyncio.run(main())
+    print(f"\n({time.monotonic() - t_start:.0f} s)", file=sys.stderr)
