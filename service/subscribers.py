@@ -35,6 +35,10 @@ OUTPUT_FORMATS = ("json", "binary")
 BURST_S = 0.1
 """An events subscriber's budget holds at most this many seconds of its rate."""
 MIN_RATE_FACTOR = 1.0 / 1024
+TOTAL_RATE_EV_S = 4_000_000.0
+"""All events subscribers of one source together get at most this many events/s ..."""
+TOTAL_FRAMES_S = 4_000.0
+"""... in at most this many frames/s (sends cost more than bytes): an equal share each."""
 
 
 def tell_missed(message: Message, missed: int) -> Message:
@@ -112,10 +116,11 @@ def output_messages(out: OutputPacket, format: str) -> list[Message]:
 class EventsSubscriber(WebSocketClient):
     """A ``/ws/events`` client: event frames of a source, at most ``max_rate_ev_s``.
 
-    ``share`` (optional) gives this client's share of the source's total rate
-    cap (e.g. the cap ÷ the number of subscribers), so many clients together
-    cannot take the event loop from the pipeline. Clients thinned to the same
-    stride share one encoded frame per packet.
+    ``peers`` (optional) gives the number of subscribers of the same source:
+    each gets an equal share of ``TOTAL_RATE_EV_S`` and ``TOTAL_FRAMES_S`` (a
+    packet arriving sooner than its frame interval is skipped), so many clients
+    together cannot take the event loop from the pipeline. Clients thinned to
+    the same stride share one encoded frame per packet.
     """
 
     _frames_of: EventPacket | None = None
@@ -123,12 +128,13 @@ class EventsSubscriber(WebSocketClient):
 
     def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
                  max_rate_ev_s: float = 200_000.0,
-                 share: Callable[[], float] | None = None) -> None:
+                 peers: Callable[[], int] | None = None) -> None:
         super().__init__(ws, buffer_size, "binary")
         if not max_rate_ev_s > 0:
             raise ValueError(f"max_rate must be positive, not {max_rate_ev_s}")
         self.max_rate_ev_s = max_rate_ev_s
-        self.share = share
+        self.peers = peers
+        self._t_frame = 0.0
         self.rate_factor = 1.0
         self.events_offered = 0
         self.events_kept = 0
@@ -138,8 +144,9 @@ class EventsSubscriber(WebSocketClient):
     @property
     def rate_ev_s(self) -> float:
         """The rate this client gets now (its share, lowered while it falls behind)."""
-        rate = self.max_rate_ev_s if self.share is None else min(self.max_rate_ev_s,
-                                                                 self.share())
+        rate = self.max_rate_ev_s
+        if self.peers is not None:
+            rate = min(rate, TOTAL_RATE_EV_S / max(self.peers(), 1))
         return rate * self.rate_factor
 
     def offer_packet(self, packet: EventPacket) -> None:
@@ -157,6 +164,10 @@ class EventsSubscriber(WebSocketClient):
         rate = self.rate_ev_s
         self._budget = min(self._budget + (now - self._t_last) * rate, max(rate * BURST_S, 1.0))
         self._t_last = now
+        if self.peers is not None:
+            if now - self._t_frame < max(self.peers(), 1) / TOTAL_FRAMES_S:
+                return  # over its share of frames: this packet is skipped (budget kept)
+            self._t_frame = now
         stride = 1
         if n > self._budget:
             keep = int(self._budget)

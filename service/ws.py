@@ -38,8 +38,6 @@ CONTROL_MSG_BYTES = 64 * 1024
 EVENTS_CLIENT_BUFFER = 32
 DEFAULT_MAX_RATE_EV_S = 200_000.0
 MAX_RATE_EV_S = 10_000_000.0
-TOTAL_RATE_EV_S = 4_000_000.0
-"""All ``/ws/events`` clients of one source together get at most this (an equal share each)."""
 _BYTE_AT = re.compile(r"byte (\d+): (.*)$", re.S)
 
 
@@ -126,8 +124,7 @@ async def ws_events(request: web.Request) -> web.WebSocketResponse:
                                max_msg_size=CONTROL_MSG_BYTES)
     await ws.prepare(request)
     taps = pipeline.taps
-    client = EventsSubscriber(ws, EVENTS_CLIENT_BUFFER, rate,
-                              share=lambda: TOTAL_RATE_EV_S / max(len(taps), 1))
+    client = EventsSubscriber(ws, EVENTS_CLIENT_BUFFER, rate, peers=lambda: len(taps))
     client.offer({"type": "hello", "source": pipeline.source.name,
                   "pipeline": pipeline.name, "geometry": list(pipeline.source.geometry),
                   "max_rate": rate})

@@ -111,16 +111,16 @@ def test_events_subscriber_thins_to_its_rate() -> None:
 
 def test_events_subscribers_share_frames_and_a_total_rate() -> None:
     clients = [EventsSubscriber(BlockedWs(), buffer_size=8,  # type: ignore[arg-type]
-                                max_rate_ev_s=1e9, share=lambda: 5_000.0) for _ in range(3)]
+                                max_rate_ev_s=1e9, peers=lambda: 800) for _ in range(3)]
     packet = make_packet(100, geometry=GEOMETRY)
     for client in clients:
         client.offer_packet(packet)
     frames = [c.buffer.get_nowait() for c in clients]
     assert frames[0] is frames[1] is frames[2]  # encoded once
-    assert all(c.rate_ev_s == 5_000.0 for c in clients)
-    for seq in range(1, 5):  # far over the 5 k ev/s share: thinned
+    assert all(c.rate_ev_s == 5_000.0 for c in clients)  # 4 M ev/s ÷ 800 peers
+    for seq in range(1, 5):  # within its 0.2 s frame interval: skipped
         clients[0].offer_packet(make_packet(1000, seq=seq, geometry=GEOMETRY))
-    assert clients[0].events_kept < 1_000
+    assert clients[0].events_kept == 100 and clients[0].buffer.qsize() == 0
 
 
 def test_events_subscriber_slows_down_while_behind() -> None:
