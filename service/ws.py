@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import weakref
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from spikegate.drivers.errors import FormatError
 from spikegate.drivers.net.frames import HEADER_BYTES, MAX_FRAME_BYTES, FrameKind, decode_header
@@ -39,6 +40,21 @@ EVENTS_CLIENT_BUFFER = 32
 DEFAULT_MAX_RATE_EV_S = 200_000.0
 MAX_RATE_EV_S = 10_000_000.0
 _BYTE_AT = re.compile(r"byte (\d+): (.*)$", re.S)
+OPEN_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("open_websockets")
+
+
+async def _prepared(request: web.Request, ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    """Upgrade ``request``; the socket is closed (going away) when the server shuts down."""
+    await ws.prepare(request)
+    request.app[OPEN_SOCKETS].add(ws)
+    return ws
+
+
+async def _close_all(app: web.Application) -> None:
+    sockets = app[OPEN_SOCKETS]
+    for ws in list(sockets):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def _websocket_sink(gateway: Gateway, pipeline: str | None) -> WebSocketSink:
@@ -92,7 +108,7 @@ async def ws_outputs(request: web.Request) -> web.WebSocketResponse:
     sink = _websocket_sink(request.app[GATEWAY], request.query.get("pipeline"))
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False,
                                max_msg_size=CONTROL_MSG_BYTES)
-    await ws.prepare(request)
+    await _prepared(request, ws)
     client = sink.subscribe(ws, format)
     try:
         await _serve(ws, client)
@@ -122,7 +138,7 @@ async def ws_events(request: web.Request) -> web.WebSocketResponse:
     pipeline = _source_pipeline(request.app[GATEWAY], request.query.get("source"), "/ws/events")
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False,
                                max_msg_size=CONTROL_MSG_BYTES)
-    await ws.prepare(request)
+    await _prepared(request, ws)
     taps = pipeline.taps
     client = EventsSubscriber(ws, EVENTS_CLIENT_BUFFER, rate, peers=lambda: len(taps))
     client.offer({"type": "hello", "source": pipeline.source.name,
@@ -188,7 +204,7 @@ async def ws_ingest(request: web.Request) -> web.WebSocketResponse:
     source = _ingest_source(request.app[GATEWAY], request.query.get("source"))
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False,
                                max_msg_size=MAX_FRAME_BYTES + CONTROL_MSG_BYTES)
-    await ws.prepare(request)
+    await _prepared(request, ws)
     replies = WebSocketClient(ws, buffer_size=64)
     sender = asyncio.create_task(replies.send_loop())
     client = f"{request.remote}:{id(ws):x}"
@@ -214,6 +230,8 @@ async def ws_ingest(request: web.Request) -> web.WebSocketResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    app[OPEN_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(_close_all)
     app.router.add_get("/ws/outputs", ws_outputs)
     app.router.add_get("/ws/events", ws_events)
     app.router.add_get("/ws/ingest", ws_ingest)

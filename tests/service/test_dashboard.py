@@ -42,7 +42,8 @@ def _missing() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
+pytestmark = [pytest.mark.skipif(_missing() is not None, reason=_missing() or ""),
+              pytest.mark.slow]
 
 
 @pytest.fixture
@@ -72,6 +73,7 @@ async def wait_in_browser(driver: Any, condition: Callable[[Any], Any], what: st
     while True:
         value = await asyncio.to_thread(condition, driver)
         if value:
+            print(f"{what}: {timeout_s - (deadline - time.monotonic()):.1f}s")  # DEBUGTIMING
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
