@@ -168,8 +168,14 @@ class PipelineCard {
     if (partial || !status.core) return;
     const core = status.core;
     const sink = (status.sinks || [])[0];
+    const now = performance.now();
+    let inRate = status.source.events_per_s;
+    if (this.lastPoll && now > this.lastPoll.ms) {  // the page's own rate between two polls
+      inRate = (status.source.events - this.lastPoll.events) / ((now - this.lastPoll.ms) / 1000);
+    }
+    this.lastPoll = { ms: now, events: status.source.events };
     const rows = [
-      ["events in / s", fmt(status.source.events_per_s)],
+      ["events in / s", fmt(inRate)],
       ["events processed", fmt(core.events)],
       ["output spikes", fmt(core.spikes)],
       ["core latency p50 / p99 µs",
