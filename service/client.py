@@ -199,10 +199,11 @@ class SpikegateClient:
                                 **query: str) -> AsyncIterator[dict[str, Any]]:
         """Every output of ``pipeline`` as a dict (spikes, commands, ``missed`` if any).
 
-        With ``format="binary"`` spikes come as decoded frames (``kind`` "spikes",
+        The client asks for the JSON view; with ``format="binary"`` (the
+        server's default) spikes come as decoded frames (``kind`` "spikes",
         ``records`` a ``SPIKE_DTYPE`` array) and commands as JSON messages.
         """
-        params = {"pipeline": pipeline, **query}
+        params = {"pipeline": pipeline, "format": "json", **query}
         try:
             ws = await self.session.ws_connect(self.url("/ws/outputs"), params=params,
                                                headers=self._headers)

@@ -1,7 +1,7 @@
 """Websocket endpoints (frames and messages: docs/websocket-frames.md).
 
-- ``/ws/outputs?pipeline=NAME[&format=json|binary]``: a pipeline's outputs,
-  as JSON (default) or as binary spike frames plus JSON command messages.
+- ``/ws/outputs?pipeline=NAME[&format=binary|json]``: a pipeline's outputs,
+  as binary spike frames plus JSON command messages (default), or all JSON.
 - ``/ws/events?source=NAME[&max_rate=EV_PER_S]``: a source's events as binary
   frames, thinned to the client's rate.
 - ``/ws/ingest?source=NAME``: a client pushes binary event frames into an
@@ -101,7 +101,7 @@ async def _stop(sender: asyncio.Task[None]) -> None:
 
 async def ws_outputs(request: web.Request) -> web.WebSocketResponse:
     """Subscribe to a pipeline's outputs: JSON per output, or binary spike frames."""
-    format = request.query.get("format", "json")
+    format = request.query.get("format", "binary")
     if format not in OUTPUT_FORMATS:
         raise web.HTTPBadRequest(
             text=f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {format!r}")

@@ -24,7 +24,7 @@ async def test_health_ready_status_and_commands_over_websocket(aiohttp_client: A
     assert (await client.get("/readyz")).status == 200
 
     commands = []
-    async with client.ws_connect("/ws/outputs?pipeline=demo") as ws:
+    async with client.ws_connect("/ws/outputs?pipeline=demo&format=json") as ws:
         while len(commands) < 4:
             msg = await ws.receive_json(timeout=10)
             assert msg["pipeline"] == "demo" and msg["events_in"] > 0

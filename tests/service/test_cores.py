@@ -71,7 +71,7 @@ async def test_the_service_runs_a_nir_model_from_its_config(
     app = init(settings)
     client = await aiohttp_client(app)
     await app[GATEWAY].wait_ready()
-    async with client.ws_connect("/ws/outputs?pipeline=demo") as ws:
+    async with client.ws_connect("/ws/outputs?pipeline=demo&format=json") as ws:
         commands: list[dict[str, Any]] = []
         while not commands:
             commands = (await ws.receive_json(timeout=10))["commands"]

@@ -31,7 +31,7 @@ async def test_metrics_follow_the_pipeline(aiohttp_client: Any, tmp_path: Path) 
     client = await aiohttp_client(app)
     await app[GATEWAY].wait_ready()
     pipeline = app[GATEWAY].pipelines["demo"]
-    async with client.ws_connect("/ws/outputs?pipeline=demo") as ws:
+    async with client.ws_connect("/ws/outputs?pipeline=demo&format=json") as ws:
         await ws.receive(timeout=10)  # outputs reach the websocket sink
         await eventually(lambda: pipeline.sinks[0].delivered > 2)
     resp = await client.get("/metrics")

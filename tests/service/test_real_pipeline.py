@@ -36,7 +36,7 @@ async def test_nmnist_recording_through_the_trained_cnn(
     app = init(Settings(pipelines=[cfg]))
     client = await aiohttp_client(app)
     gateway = app[GATEWAY]
-    async with client.ws_connect("/ws/outputs?pipeline=nmnist") as ws:
+    async with client.ws_connect("/ws/outputs?pipeline=nmnist&format=json") as ws:
         await gateway.wait_ready()
         classes = []
         while True:

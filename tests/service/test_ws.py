@@ -170,7 +170,7 @@ async def test_a_stalled_subscriber_stalls_neither_the_core_nor_other_clients(
     stalled = sink.subscribe(BlockedWs(), "binary")  # type: ignore[arg-type]
     stalled_task = asyncio.create_task(stalled.send_loop())
     try:
-        async with client.ws_connect("/ws/outputs?pipeline=demo") as ws:
+        async with client.ws_connect("/ws/outputs?pipeline=demo&format=json") as ws:
             events_before = pipeline.counters.events
             received = 0
             while received < 3 * sink.client_buffer:
