@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from .neuron import step_candidates
+from .neuron import step_all, step_candidates
 
 
 @njit(cache=True, nogil=True)
@@ -87,8 +87,6 @@ def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, fl
     Same contract as ``neuron.advance_neurons``; ``synops[0]`` += synaptic operations.
     """
     acc = fstate[2]
-    cand = istate[2]
-    mark = bstate[0]
     n_post = weight_t.shape[1]
     cap = out_step.shape[0]
     n_in = in_step.shape[0]
@@ -99,19 +97,18 @@ def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, fl
     while k < k1:
         if n_out + n_post > cap:
             break
-        nt = 0
         if pos < n_in and in_step[pos] == k:
             end = pos
             while end < n_in and in_step[end] == k:
                 end += 1
             ops += (end - pos) * n_post
             pos = add_rows(pos, end, in_idx, in_val, weight_t, acc)
-            for j in range(n_post):  # a dense layer touches every neuron
-                mark[j] = 1
-                cand[j] = j
-            nt = n_post
-        n_out = step_candidates(k, nt, coef, flags, fstate, istate, bstate,
-                                out_step, out_idx, out_val, n_out, counters)
+            # a dense layer touches every neuron
+            n_out = step_all(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
+                             out_val, n_out, counters)
+        else:
+            n_out = step_candidates(k, 0, coef, flags, fstate, istate, bstate,
+                                    out_step, out_idx, out_val, n_out, counters)
         k += 1
     synops[0] += ops
     return n_out, k, pos
