@@ -31,6 +31,7 @@ from enum import IntEnum
 from typing import BinaryIO
 
 import lz4.frame
+import lz4.frame._frame as _lz4f
 import numpy as np
 import zstandard
 from numba import njit
@@ -117,12 +118,25 @@ _U16_PAIR = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
 
 
+class _Place:
+    """``"<where>: byte <offset>"``, formatted only when an error message needs it."""
+
+    __slots__ = ("offset", "where")
+
+    def __init__(self, where: str, offset: int) -> None:
+        self.where = where
+        self.offset = offset
+
+    def __str__(self) -> str:
+        return f"{self.where}: byte {self.offset}"
+
+
 class _Flatbuffer:
     """Bounds-checked reads in the flatbuffer ``buf[base:end]`` (positions are absolute)."""
 
     __slots__ = ("base", "buf", "end", "where")
 
-    def __init__(self, buf: bytes, base: int, end: int, where: str) -> None:
+    def __init__(self, buf: bytes, base: int, end: int, where: str | _Place) -> None:
         self.buf = buf
         self.base = base
         self.end = end
@@ -261,14 +275,10 @@ def decompress(payload: bytes | memoryview, compression: Compression, where: str
     """Decompress one packet payload (bounded by ``MAX_PACKET_BYTES``)."""
     if compression == Compression.NONE:
         return bytes(payload)
+    if compression in (Compression.LZ4, Compression.LZ4_HIGH):
+        return _decompress_lz4(_lz4f.create_decompression_context(), payload, where)
     try:
-        if compression in (Compression.LZ4, Compression.LZ4_HIGH):
-            dec = lz4.frame.LZ4FrameDecompressor()
-            # LZ4 expands at most 255-fold; a tight cap is also much faster than a huge one
-            cap = min(len(payload) * 255 + 1024, MAX_PACKET_BYTES + 1)
-            out = dec.decompress(payload, max_length=cap)
-            complete = dec.eof
-        elif compression in (Compression.ZSTD, Compression.ZSTD_HIGH):
+        if compression in (Compression.ZSTD, Compression.ZSTD_HIGH):
             zobj = zstandard.ZstdDecompressor().decompressobj()
             parts: list[bytes] = []
             total = 0
@@ -295,6 +305,24 @@ def decompress(payload: bytes | memoryview, compression: Compression, where: str
     return out
 
 
+def _decompress_lz4(context: object, payload: bytes | memoryview, where: str | _Place) -> bytes:
+    """One LZ4 frame through a reusable python-lz4 decompression context (reset on failure)."""
+    # LZ4 expands at most 255-fold; a tight cap is also much faster than a huge one
+    cap = min(len(payload) * 255 + 1024, MAX_PACKET_BYTES + 1)
+    try:
+        out, _, complete = _lz4f.decompress_chunk(context, payload, max_length=cap)
+    except RuntimeError as exc:
+        _lz4f.reset_decompression_context(context)
+        raise FormatError(f"{where}: LZ4 payload does not decompress ({exc})") from None
+    if len(out) > MAX_PACKET_BYTES:
+        _lz4f.reset_decompression_context(context)
+        raise FormatError(f"{where}: payload decompresses to over {MAX_PACKET_BYTES} bytes")
+    if not complete:
+        _lz4f.reset_decompression_context(context)
+        raise FormatError(f"{where}: LZ4 payload is truncated")
+    return out
+
+
 def compress(payload: bytes, compression: Compression) -> bytes:
     """Compress one packet payload the way dv does (one LZ4 / zstd frame)."""
     if compression == Compression.NONE:
@@ -313,7 +341,7 @@ def compress(payload: bytes, compression: Compression) -> bytes:
 # --- packets ---
 
 
-def _raw_evts(data: bytes, where: str) -> np.ndarray | None:
+def _raw_evts(data: bytes, where: str | _Place) -> np.ndarray | None:
     """The raw 16-byte event structs of a size-prefixed flatbuffer, None if it is not EVTS."""
     if len(data) < 12:
         raise FormatError(f"{where}: packet payload of {len(data)} bytes is too short")
@@ -461,6 +489,7 @@ class Aedat4Decoder:
         self._events_id = header.event_stream_id
         table = header.data_table_position
         self._end = table if table >= data_offset else -1
+        self._lz4_context = _lz4f.create_decompression_context()
 
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         where = self._where
@@ -468,6 +497,7 @@ class Aedat4Decoder:
         pos = 0
         raws: list[np.ndarray] = []
         comp = self._header.compression
+        lz4 = comp in (Compression.LZ4, Compression.LZ4_HIGH)
         while True:
             at = offset + pos
             if 0 <= self._end <= at:
@@ -489,8 +519,12 @@ class Aedat4Decoder:
             if stream is None:
                 raise FormatError(f"{where}: byte {at}: packet of undeclared stream id {sid}")
             if sid == self._events_id:
-                place = f"{where}: byte {at}"
-                flat = decompress(buf[pos + PACKET_HEADER_BYTES:end], comp, place)
+                place = _Place(where, at)
+                payload = buf[pos + PACKET_HEADER_BYTES:end]
+                if lz4:
+                    flat = _decompress_lz4(self._lz4_context, payload, place)
+                else:
+                    flat = decompress(payload, comp, place)
                 raw = _raw_evts(flat, place)
                 if raw is None:
                     raise FormatError(f"{place}: stream {sid} is declared EVTS but its "
