@@ -113,6 +113,7 @@ class Aedat4Header:
 
 
 _U32 = struct.Struct("<I")
+_U32_PAIR = struct.Struct("<II")
 _I32 = struct.Struct("<i")
 _U16_PAIR = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
@@ -343,19 +344,41 @@ def compress(payload: bytes, compression: Compression) -> bytes:
 
 def _raw_evts(data: bytes, where: str | _Place) -> np.ndarray | None:
     """The raw 16-byte event structs of a size-prefixed flatbuffer, None if it is not EVTS."""
-    if len(data) < 12:
-        raise FormatError(f"{where}: packet payload of {len(data)} bytes is too short")
-    size = _U32.unpack_from(data, 0)[0]
-    if size + 4 > len(data):
-        raise FormatError(f"{where}: flatbuffer claims {size} bytes, payload has {len(data) - 4}")
+    n_data = len(data)
+    if n_data < 12:
+        raise FormatError(f"{where}: packet payload of {n_data} bytes is too short")
+    size, root = _U32_PAIR.unpack_from(data, 0)
+    end = 4 + size
+    if end > n_data:
+        raise FormatError(f"{where}: flatbuffer claims {size} bytes, payload has {n_data - 4}")
     if data[8:12] != b"EVTS":
         return None
-    flat = _Flatbuffer(data, 4, 4 + size, where)
-    pos = flat.field(flat.root(b"EVTS"), 0, 4)
-    if not pos:
+    # the checks of _Flatbuffer.root / field / vector, inlined (this runs once a packet)
+    table = 4 + root
+    if root < 8 or table + 4 > end:
+        raise FormatError(f"{where}: root table offset {root} outside the buffer")
+    vtable = table - _I32.unpack_from(data, table)[0]
+    if vtable < 4 or vtable + 4 > end:
+        raise FormatError(f"{where}: vtable at {vtable - 4} outside the buffer")
+    vt_size, tbl_size = _U16_PAIR.unpack_from(data, vtable)
+    if vt_size < 4 or vt_size % 2 or vtable + vt_size > end or table + tbl_size > end:
+        raise FormatError(f"{where}: malformed vtable at {vtable - 4}")
+    rel = _U16.unpack_from(data, vtable + 4)[0] if vt_size >= 6 else 0
+    if rel == 0:
         return np.zeros(0, dtype=RAW_EVENT_DTYPE)
-    start, n = flat.vector(pos, RAW_EVENT_DTYPE.itemsize, "events vector")
-    return np.frombuffer(data, dtype=RAW_EVENT_DTYPE, count=n, offset=start)
+    if rel < 4 or rel + 4 > tbl_size:
+        raise FormatError(f"{where}: field 0 at {rel} outside its {tbl_size}-byte table")
+    pos = table + rel
+    start = pos + _U32.unpack_from(data, pos)[0]
+    if start + 4 > end:
+        raise FormatError(f"{where}: events vector at {start - 4} lies outside the "
+                          f"{size}-byte flatbuffer")
+    n = _U32.unpack_from(data, start)[0]
+    if start + 4 + n * 16 > end:
+        raise FormatError(
+            f"{where}: events vector claims {n} items of 16 bytes, past the buffer end"
+        )
+    return np.frombuffer(data, dtype=RAW_EVENT_DTYPE, count=n, offset=start + 4)
 
 
 @njit(cache=True, nogil=True)
