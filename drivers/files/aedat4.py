@@ -308,10 +308,16 @@ def decompress(payload: bytes | memoryview, compression: Compression, where: str
 
 def _decompress_lz4(context: object, payload: bytes | memoryview, where: str | _Place) -> bytes:
     """One LZ4 frame through a reusable python-lz4 decompression context (reset on failure)."""
-    # LZ4 expands at most 255-fold; a tight cap is also much faster than a huge one
-    cap = min(len(payload) * 255 + 1024, MAX_PACKET_BYTES + 1)
+    # a tight output cap is faster than a huge one: try 4-fold first (events compress about
+    # 2-fold), then the bound (LZ4 expands at most 255-fold) if the output reached the cap
+    n = len(payload)
+    cap = min(4 * n + 65536, MAX_PACKET_BYTES + 1)
     try:
         out, _, complete = _lz4f.decompress_chunk(context, payload, max_length=cap)
+        if not complete and len(out) == cap and cap <= MAX_PACKET_BYTES:
+            _lz4f.reset_decompression_context(context)
+            cap = min(n * 255 + 1024, MAX_PACKET_BYTES + 1)
+            out, _, complete = _lz4f.decompress_chunk(context, payload, max_length=cap)
     except RuntimeError as exc:
         _lz4f.reset_decompression_context(context)
         raise FormatError(f"{where}: LZ4 payload does not decompress ({exc})") from None
