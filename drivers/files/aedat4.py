@@ -524,7 +524,10 @@ class Aedat4Decoder:
         where = self._where
         n = len(buf)
         pos = 0
-        raws: list[np.ndarray] = []
+        # events are copied packet by packet while the packet is still in cache, into an
+        # output sized for 3-fold compression (grown by doubling, bounded by the data)
+        out = np.empty(n // 5 + 1024, dtype=EVENT_DTYPE)
+        k = 0
         comp = self._header.compression
         lz4 = comp in (Compression.LZ4, Compression.LZ4_HIGH)
         while True:
@@ -558,10 +561,16 @@ class Aedat4Decoder:
                 if raw is None:
                     raise FormatError(f"{place}: stream {sid} is declared EVTS but its "
                                       f"packet is {flat[8:12]!r}")
-                raws.append(raw)
+                m = raw.shape[0]
+                if k + m > out.shape[0]:
+                    grown = np.empty(max(2 * out.shape[0], k + m), dtype=EVENT_DTYPE)
+                    grown[:k] = out[:k]
+                    out = grown
+                if _copy_events(raw, out, k) >= 0:
+                    raise FormatError(f"{place}: event with a negative coordinate")
+                k += m
             pos = end
-        out = np.empty(sum(r.shape[0] for r in raws), dtype=EVENT_DTYPE)
-        return _fill_events(out, raws, f"{where}: byte {offset}"), pos
+        return out[:k], pos
 
 
 def encode_data_table(rows: list[tuple[int, int, int, int, int, int]]) -> bytes:
