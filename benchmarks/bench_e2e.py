@@ -42,8 +42,8 @@ async def measure_latency(rate_ev_s: float, seconds: float) -> dict[str, float]:
     await app[GATEWAY].wait_ready()
     latencies: list[float] = []
     events = 0
-    async with aiohttp.ClientSession() as session, \
-            session.ws_connect(f"http://127.0.0.1:{port}/ws/outputs?pipeline=demo&format=json") as ws:
+    url = f"http://127.0.0.1:{port}/ws/outputs?pipeline=demo&format=json"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             msg = await ws.receive_json(timeout=5)

@@ -184,7 +184,7 @@ class PipelineConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "demo"
     source: SourceConfig = DemoSourceConfig()
     model: ModelConfig = TrackerModelConfig()
-    sinks: list[SinkConfig] = Field(default_factory=lambda: [WebSocketSinkConfig()])
+    sinks: list[SinkConfig] = Field(default_factory=lambda: list[SinkConfig]([WebSocketSinkConfig()]))
     queue_size: int = Field(64, ge=1, le=100_000)
     queue_policy: FullPolicy = FullPolicy.DROP_OLDEST
     command_interval_ms: float = Field(50.0, gt=0, le=60_000)

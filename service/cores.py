@@ -55,7 +55,7 @@ class ModelCore:
     @property
     def stages(self) -> dict[str, object]:
         """The network's stages (where precision and pruning find the weights)."""
-        return self.network.stages  # type: ignore[return-value]
+        return self.network.stages
 
     def fit_events(self, events: np.ndarray) -> np.ndarray:
         """Source addresses → model input addresses (a new array)."""

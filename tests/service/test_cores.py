@@ -83,5 +83,5 @@ def test_a_bad_model_path_is_a_clear_error(tmp_path: Path) -> None:
 
     bad = tmp_path / "broken.nir"
     bad.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="broken.nir"):
+    with pytest.raises(ValueError, match=r"broken\.nir"):
         build_pipeline(PipelineConfig(model=NirModelConfig(path=bad)))
