@@ -230,17 +230,16 @@ def step_all(k, coef, flags, fstate, istate, bstate, out_step, out_idx, out_val,
             s += 1
         last[j] = k
     rec = k >= rec_start
-    # the step itself; the spike counts go to ``acc`` (read back below, then cleared)
-    for j in range(n):
-        x = acc[j] + bias[j]
-        if rec:
-            x = x + bias_rec[j]
-        vv, ii, count = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
-                                gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
-                                v_min[j], spiking, multi, reset_code, at_threshold)
-        v[j] = vv
-        i[j] = ii
-        acc[j] = count
+    # the step itself; the spike counts go to ``acc`` (read back below, then cleared).
+    # Constant flags per call, so that the branches fold and the loop vectorises.
+    if spiking and not multi and not at_threshold and reset_code == RESET_SUBTRACT_SNNTORCH:
+        _update_all(n, rec, coef, fstate, True, False, RESET_SUBTRACT_SNNTORCH, False)
+    elif spiking and not multi and not at_threshold and reset_code == RESET_ZERO:
+        _update_all(n, rec, coef, fstate, True, False, RESET_ZERO, False)
+    elif spiking and not multi and not at_threshold and reset_code == RESET_SUBTRACT:
+        _update_all(n, rec, coef, fstate, True, False, RESET_SUBTRACT, False)
+    else:
+        _update_all(n, rec, coef, fstate, spiking, multi, reset_code, at_threshold)
     na = 0
     for j in range(n):
         vv = v[j]
@@ -273,3 +272,23 @@ def step_all(k, coef, flags, fstate, istate, bstate, out_step, out_idx, out_val,
     flags[N_ACTIVE] = na
     counters[0] += updates
     return n_out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _update_all(n, rec, coef, fstate, spiking, multi, reset_code, at_threshold):
+    """Every neuron's update of ``step_all`` (input in ``fstate[2]``, replaced by the count)."""
+    alpha, gain_syn, beta = coef[ALPHA], coef[GAIN_SYN], coef[BETA]
+    gain_v_old, gain_v, gain_x = coef[GAIN_V_OLD], coef[GAIN_V], coef[GAIN_X]
+    leak, threshold, v_reset, v_min = coef[LEAK], coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
+    bias, bias_rec = coef[BIAS], coef[BIAS_REC]
+    v, i, acc = fstate[0], fstate[1], fstate[2]
+    for j in range(n):
+        x = acc[j] + bias[j]
+        if rec:
+            x = x + bias_rec[j]
+        vv, ii, count = _update(x, v[j], i[j], alpha[j], gain_syn[j], beta[j], gain_v_old[j],
+                                gain_v[j], gain_x[j], leak[j], threshold[j], v_reset[j],
+                                v_min[j], spiking, multi, reset_code, at_threshold)
+        v[j] = vv
+        i[j] = ii
+        acc[j] = count
