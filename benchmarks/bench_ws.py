@@ -14,7 +14,11 @@ counted on the server's event loop, as on a real host).
    end to end) and on ``/ws/events`` (the source tap). Both ends read the
    host's monotonic clock.
 
-Bounded: about 40 s in all. Run: ``.venv/bin/python benchmarks/bench_ws.py``.
+Bounded: about 40 s in all. Run: ``.venv/bin/python benchmarks/bench_ws.py``
+(``--latency``: the latency rows only, about 15 s; ``--hub``: the websocket
+sink behind the hub and its own task, as before the direct fan-out). The latency table also
+shows the server's own p99 at two stages: ingress → core output, and ingress →
+websocket sink done (frames in the clients' buffers).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from spikegate.service.config import (
     Settings,
     WebSocketSinkConfig,
 )
+from spikegate.service.sinks import WebSocketSink
+from spikegate.service.stats import LatencyWindow
 
 RATE_EV_S = 1_000_000
 WINDOW_S = 2.0
@@ -158,7 +164,11 @@ async def measure(app: web.Application, conn: Connection, urls: list[str],
     connected = await asyncio.to_thread(conn.recv)
     assert connected == "connected", connected
     await asyncio.sleep(SETTLE_S)
+    pipeline.core_latency = LatencyWindow()  # per-stage latencies of this window only
+    for sink in pipeline.sinks:
+        sink.latency = LatencyWindow()
     c0, q0 = pipeline.counters.events, pipeline.queue.dropped_weight
+    k0, o0 = pipeline.counters.kernel_s, pipeline.counters.outputs
     t0 = time.monotonic()
     await asyncio.sleep(WINDOW_S * 0.9)
     elapsed = time.monotonic() - t0
@@ -167,9 +177,16 @@ async def measure(app: web.Application, conn: Connection, urls: list[str],
     # the server's view of each events subscriber (the taps are their bound methods)
     subscribers = [tap.__self__ for tap in pipeline.taps]  # type: ignore[attr-defined]
     server = sorted(((s.missed, s.rate_factor) for s in subscribers), reverse=True)
+    core = pipeline.core_latency.percentiles_us()
+    sink = max((s.latency.percentiles_us() for s in pipeline.sinks),
+               key=lambda p: p["p99"] or 0.0)
+    stages = {"core": f"{core['p50'] or 0:.0f}/{core['p99'] or 0:.0f}",
+              "sink": f"{sink['p50'] or 0:.0f}/{sink['p99'] or 0:.0f}",
+              "kernel_us": 1e6 * (pipeline.counters.kernel_s - k0)
+              / max(pipeline.counters.outputs - o0, 1)}
     clients = await asyncio.to_thread(conn.recv)
     return {"clients": clients, "core_ev_s": core_ev_s, "queue_drop_ev": queue_drops,
-            "server": server}
+            "server": server, "stages": stages}
 
 
 def summary(result: dict[str, Any]) -> dict[str, float]:
@@ -237,7 +254,7 @@ def throughput_table(rows: list[tuple[int, dict[str, Any], dict[str, Any] | None
                   f"{s['core_ev_s']:>11,.0f} {s['queue_drop_ev']:>11,} {ratio:>14}")
 
 
-async def main() -> None:
+async def main(latency_only: bool = False) -> None:
     ctx = mp.get_context("spawn")
     conn, child = ctx.Pipe()
     proc = ctx.Process(target=client_process, args=(child,), daemon=True)
@@ -254,8 +271,8 @@ async def main() -> None:
                                    ("/ws/events (source tap)", events_url)):
                     result = await measure(app, conn, [url] * 10, None)
                     latency_rows.append((label, packet_us, *latency(result),
-                                         result["core_ev_s"]))
-                if packet_us == 5_000:
+                                         result["core_ev_s"], result["stages"]))
+                if packet_us == 5_000 and not latency_only:
                     rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = [
                         (1, summary(await measure(app, conn, [events_url], None)), None)]
                     for n in (10, 100):
@@ -271,14 +288,18 @@ async def main() -> None:
         proc.join(5)
     print(f"\ningress → client latency at {RATE_EV_S:,} events/s, 10 clients")
     print(f"{'stream':<32} {'packet':>8} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
-          f"{'samples':>8} {'core ev/s':>10} {'p99 ≤ 1 ms':>10}")
-    for label, packet_us, p50, p99, worst, n, core in latency_rows:
+          f"{'samples':>8} {'core ev/s':>10} {'p99 ≤ 1 ms':>10} "
+          f"{'core p50/99':>11} {'sink p50/99':>11} {'kernel µs/call':>14}")
+    for label, packet_us, p50, p99, worst, n, core, stages in latency_rows:
         print(f"{label:<32} {packet_us // 1000:>6}ms {p50:>8.0f} {p99:>8.0f} "
-              f"{worst:>9.0f} {n:>8} {core:>10,.0f} {'yes' if p99 <= 1000 else 'no':>10}")
+              f"{worst:>9.0f} {n:>8} {core:>10,.0f} {'yes' if p99 <= 1000 else 'no':>10} "
+              f"{stages['core']:>11} {stages['sink']:>11} {stages['kernel_us']:>14.0f}")
 
 
 if __name__ == "__main__":
     _install_uvloop()
     t_start = time.monotonic()
-    asyncio.run(main())
+    if "--hub" in sys.argv[1:]:  # the websocket sink behind the hub, as before: for comparison
+        WebSocketSink.direct = False
+    asyncio.run(main(latency_only="--latency" in sys.argv[1:]))
     print(f"\n({time.monotonic() - t_start:.0f} s)", file=sys.stderr)

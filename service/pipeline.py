@@ -14,7 +14,10 @@
   queue, or lost in a failed core call (``status()["accounting"]``).
 - The hub offers each output to every sink's own bounded buffer; the core
   only ever ``put_nowait``s into the hub queue (drop-oldest, counted), so no
-  sink can make it wait.
+  sink can make it wait. A ``direct`` sink (the websocket fan-out: it only
+  ``put_nowait``s into its clients' bounded buffers, drops counted there) is
+  handed each output by the core task itself, with no hub or sink task hop;
+  the hub runs only for the other sinks.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Core(Protocol):
 class CoreCounters:
     packets: int = 0
     events: int = 0
+    outputs: int = 0
     spikes: int = 0
     synops: int = 0
     kernel_s: float = 0.0
@@ -246,7 +250,15 @@ class Pipeline:
                     commands=self.decoder.decode(result.spikes, t_us),
                     synops=int(result.synops_total), events_in=int(events.shape[0]))
                 self.core_latency.add_ns(batch[0].ingress_ns)
-                self.hub.put_nowait(out)
+                c.outputs += 1
+                hub = False
+                for sink in self.sinks:
+                    if sink.direct:
+                        sink.deliver_now(out)  # never waits; its failures are its own count
+                    else:
+                        hub = True
+                if hub:
+                    self.hub.put_nowait(out)
                 if rest is None:
                     break
                 result, core_s, events, rest = await loop.run_in_executor(
@@ -262,7 +274,8 @@ class Pipeline:
             out = await self.hub.get()
             try:
                 for sink in self.sinks:
-                    await sink.offer(out)
+                    if not sink.direct:
+                        await sink.offer(out)
             finally:
                 self.hub.task_done()
 
@@ -429,6 +442,7 @@ class Pipeline:
             "core": {
                 "packets": c.packets,
                 "events": c.events,
+                "outputs": c.outputs,
                 "spikes": c.spikes,
                 "synops": c.synops,
                 "kernel_s": round(c.kernel_s, 6),

@@ -28,6 +28,9 @@ class Sink:
     """A bounded buffer and a delivery task; subclasses implement ``deliver``."""
 
     kind = "sink"
+    direct = False
+    """True: ``deliver_nowait`` never waits and does no I/O, so the core task hands each
+    output to it itself (``deliver_now``) instead of through the hub and this sink's task."""
 
     def __init__(self, name: str, buffer_size: int = 256,
                  policy: FullPolicy | str = FullPolicy.DROP_OLDEST) -> None:
@@ -51,6 +54,25 @@ class Sink:
 
     async def deliver(self, out: OutputPacket) -> None:
         raise NotImplementedError
+
+    def deliver_nowait(self, out: OutputPacket) -> None:
+        """A ``direct`` sink's delivery: must not wait (only ``put_nowait`` onwards)."""
+        raise NotImplementedError
+
+    def deliver_now(self, out: OutputPacket) -> None:
+        """Deliver ``out`` on the caller's turn of the loop; a failure is counted, never raised."""
+        if not self.wants(out):
+            return
+        try:
+            self.deliver_nowait(out)
+        except Exception as exc:  # a sink's failure is counted, never fatal to the core
+            self.failed += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("sink %s: delivery failed: %s", self.name, self.last_error)
+            return
+        self.delivered += 1
+        self.rate.add(1)
+        self.latency.add_ns(out.ingress_ns)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"sink:{self.name}")
@@ -100,6 +122,7 @@ class WebSocketSink(Sink):
     """Fans outputs out to every websocket subscriber of the pipeline."""
 
     kind = "websocket"
+    direct = True
 
     def __init__(self, name: str, buffer_size: int = 256, client_buffer: int = 64) -> None:
         super().__init__(name, buffer_size, FullPolicy.DROP_OLDEST)
@@ -121,6 +144,9 @@ class WebSocketSink(Sink):
         return bool(self.clients)
 
     async def deliver(self, out: OutputPacket) -> None:
+        self.deliver_nowait(out)
+
+    def deliver_nowait(self, out: OutputPacket) -> None:
         encoded: dict[str, list] = {}  # each format encoded once, shared by its clients
         for client in list(self.clients):
             messages = encoded.get(client.format)

@@ -8,7 +8,7 @@ from spikegate.models.demo import TrackerNetwork
 from spikegate.service.decoding import TrackerDecoder
 from spikegate.service.pipeline import Pipeline
 from spikegate.service.queues import FullPolicy
-from spikegate.service.sinks import Sink
+from spikegate.service.sinks import Sink, WebSocketSink
 from tests.conftest import eventually, make_packet
 
 GEOM = Geometry(32, 32)
@@ -66,6 +66,41 @@ async def test_a_stuck_sink_never_slows_the_core() -> None:
     # one output stuck in delivery, two buffered, every other one counted as dropped
     assert stuck.buffer.dropped == outputs - 3
     assert p.status()["drops"]["sinks"] == stuck.buffer.dropped
+    await p.close()
+
+
+class StalledWs:
+    """A websocket whose every send waits forever."""
+
+    closed = False
+
+    async def send_bytes(self, data: bytes) -> None:
+        await asyncio.Event().wait()
+
+    async def send_str(self, data: str) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_the_direct_websocket_fan_out_never_waits_for_a_stalled_client() -> None:
+    packets = [make_packet(50, seq=s, t0_us=s * 1000) for s in range(200)]
+    ws_sink = WebSocketSink("ws", client_buffer=4)
+    stuck = StuckSink("stuck", buffer_size=2, policy=FullPolicy.DROP_OLDEST)
+    p = pipeline(packets, [ws_sink, stuck], pause_s=0.001, queue_policy=FullPolicy.BLOCK)
+    client = ws_sink.subscribe(StalledWs(), "binary")  # type: ignore[arg-type]
+    sender = asyncio.create_task(client.send_loop())
+    await p.start()
+    await eventually(lambda: p.counters.packets == 200, what="all packets through the core")
+    outputs = p.counters.outputs
+    assert outputs > 20
+    # the websocket sink got every output from the core task, not through the hub ...
+    assert ws_sink.delivered == outputs and ws_sink.buffer.put_count == 0
+    # ... whose messages past the stalled client's buffer (and the one in its send) are counted
+    assert client.missed >= outputs - 4 - 1  # (an output with commands is two messages)
+    assert ws_sink.stats()["client_drops"] == client.missed
+    # the hub still serves the other sink
+    await eventually(lambda: p.hub.qsize() == 0)
+    assert p.hub.put_count == outputs and stuck.buffer.dropped == outputs - 3
+    sender.cancel()
     await p.close()
 
 
