@@ -180,11 +180,15 @@ SinkConfig = Annotated[WebSocketSinkConfig | HttpSinkConfig | RecorderSinkConfig
                        Field(discriminator="kind")]
 
 
+def _default_sinks() -> list[SinkConfig]:
+    return [WebSocketSinkConfig()]
+
+
 class PipelineConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = "demo"
     source: SourceConfig = DemoSourceConfig()
     model: ModelConfig = TrackerModelConfig()
-    sinks: list[SinkConfig] = Field(default_factory=lambda: list[SinkConfig]([WebSocketSinkConfig()]))
+    sinks: list[SinkConfig] = Field(default_factory=_default_sinks)
     queue_size: int = Field(64, ge=1, le=100_000)
     queue_policy: FullPolicy = FullPolicy.DROP_OLDEST
     command_interval_ms: float = Field(50.0, gt=0, le=60_000)
