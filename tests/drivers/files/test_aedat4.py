@@ -351,3 +351,29 @@ def test_file_without_event_stream_has_no_events() -> None:
                      imus_packet(0, aedat4.Compression.LZ4)])
     geometry, decoded = read_bytes(data)
     assert geometry is None and len(decoded) == 0
+
+
+@pytest.mark.parametrize("compression", [aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH])
+def test_highly_compressible_packets_read_back(compression: aedat4.Compression) -> None:
+    # identical events compress far beyond the decoder's first 4-fold output cap and its
+    # 3-fold chunk output estimate: both fall back / grow and stay exact
+    n = 50_000
+    events = make_events(np.full(n, 7), np.full(n, 3), np.full(n, 2), np.ones(n))
+    data = write_bytes(events, compression, per_packet=20_000)
+    for chunk_bytes in (1 << 22, 4096):
+        np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], events)
+
+
+def test_lz4_context_reusable_after_a_bad_packet() -> None:
+    lz4 = aedat4.Compression.LZ4
+    good = aedat4.encode_evts_packet(random_events(50), 0, lz4)[8:]
+    ioheader = aedat4.encode_ioheader(lz4, aedat4.make_info_xml(None, lz4))
+    decoder = aedat4.Aedat4Decoder(aedat4.parse_ioheader(ioheader[4:], "mem"), 0, "mem")
+    for bad in (good[:-7], good[:20] + bytes(40)):
+        packet = struct.pack("<ii", 0, len(bad)) + bad
+        with pytest.raises(FormatError):
+            decoder.decode(memoryview(packet), 0, True)
+        packet = struct.pack("<ii", 0, len(good)) + good
+        events, used = decoder.decode(memoryview(packet), 0, True)
+        assert used == len(packet)
+        np.testing.assert_array_equal(events, random_events(50))
