@@ -526,10 +526,11 @@ class Aedat4Decoder:
         pos = 0
         # events are copied packet by packet while the packet is still in cache, into an
         # output sized for 3-fold compression (grown by doubling, bounded by the data)
-        out = np.empty(n // 5 + 1024, dtype=EVENT_DTYPE)
-        k = 0
         comp = self._header.compression
         lz4 = comp in (Compression.LZ4, Compression.LZ4_HIGH)
+        out = np.empty(n // 16 + 1 if comp == Compression.NONE else n // 5 + 1024,
+                       dtype=EVENT_DTYPE)
+        k = 0
         while True:
             at = offset + pos
             if 0 <= self._end <= at:
@@ -570,6 +571,8 @@ class Aedat4Decoder:
                     raise FormatError(f"{place}: event with a negative coordinate")
                 k += m
             pos = end
+        if 2 * k < out.shape[0] - 1024:
+            return out[:k].copy(), pos  # a mostly empty output is not kept alive by a view
         return out[:k], pos
 
 
