@@ -114,6 +114,7 @@ class Aedat4Header:
 
 _U32 = struct.Struct("<I")
 _U32_PAIR = struct.Struct("<II")
+_PACKET_HEADER = struct.Struct("<ii")
 _I32 = struct.Struct("<i")
 _U16_PAIR = struct.Struct("<HH")
 _U16 = struct.Struct("<H")
@@ -531,31 +532,35 @@ class Aedat4Decoder:
         out = np.empty(n // 16 + 1 if comp == Compression.NONE else n // 5 + 1024,
                        dtype=EVENT_DTYPE)
         k = 0
+        table_at = self._end
+        streams = self._header.streams
+        events_id = self._events_id
+        context = self._lz4_context
+        unpack_header = _PACKET_HEADER.unpack_from
         while True:
             at = offset + pos
-            if 0 <= self._end <= at:
+            if 0 <= table_at <= at:
                 pos = n  # the FTAB data table (and anything after it) holds no events
                 break
             if pos + PACKET_HEADER_BYTES > n:
                 break
-            sid, size = struct.unpack_from("<ii", buf, pos)
+            sid, size = unpack_header(buf, pos)
             if size < 0 or size > MAX_PACKET_BYTES:
                 raise FormatError(f"{where}: byte {at}: packet size {size} out of range")
             end = pos + PACKET_HEADER_BYTES + size
-            if self._end >= 0 and offset + end > self._end:
+            if table_at >= 0 and offset + end > table_at:
                 raise FormatError(
-                    f"{where}: byte {at}: packet runs past the data table at {self._end}"
+                    f"{where}: byte {at}: packet runs past the data table at {table_at}"
                 )
             if end > n:
                 break
-            stream = self._header.streams.get(sid)
-            if stream is None:
+            if sid not in streams:
                 raise FormatError(f"{where}: byte {at}: packet of undeclared stream id {sid}")
-            if sid == self._events_id:
+            if sid == events_id:
                 place = _Place(where, at)
                 payload = buf[pos + PACKET_HEADER_BYTES:end]
                 if lz4:
-                    flat = _decompress_lz4(self._lz4_context, payload, place)
+                    flat = _decompress_lz4(context, payload, place)
                 else:
                     flat = decompress(payload, comp, place)
                 raw = _raw_evts(flat, place)
