@@ -169,9 +169,10 @@ async def measure(app: web.Application, conn: Connection, urls: list[str],
         sink.latency = LatencyWindow()
     c0, q0 = pipeline.counters.events, pipeline.queue.dropped_weight
     k0, o0 = pipeline.counters.kernel_s, pipeline.counters.outputs
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), time.process_time()
     await asyncio.sleep(WINDOW_S * 0.9)
     elapsed = time.monotonic() - t0
+    cpu = (time.process_time() - cpu0) / elapsed  # the server's CPU (both threads), cores
     core_ev_s = (pipeline.counters.events - c0) / elapsed
     queue_drops = pipeline.queue.dropped_weight - q0
     # the server's view of each events subscriber (the taps are their bound methods)
@@ -183,7 +184,7 @@ async def measure(app: web.Application, conn: Connection, urls: list[str],
     stages = {"core": f"{core['p50'] or 0:.0f}/{core['p99'] or 0:.0f}",
               "sink": f"{sink['p50'] or 0:.0f}/{sink['p99'] or 0:.0f}",
               "kernel_us": 1e6 * (pipeline.counters.kernel_s - k0)
-              / max(pipeline.counters.outputs - o0, 1)}
+              / max(pipeline.counters.outputs - o0, 1), "cpu": cpu}
     clients = await asyncio.to_thread(conn.recv)
     return {"clients": clients, "core_ev_s": core_ev_s, "queue_drop_ev": queue_drops,
             "server": server, "stages": stages}
@@ -289,11 +290,12 @@ async def main(latency_only: bool = False) -> None:
     print(f"\ningress → client latency at {RATE_EV_S:,} events/s, 10 clients")
     print(f"{'stream':<32} {'packet':>8} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
           f"{'samples':>8} {'core ev/s':>10} {'p99 ≤ 1 ms':>10} "
-          f"{'core p50/99':>11} {'sink p50/99':>11} {'kernel µs/call':>14}")
+          f"{'core p50/99':>11} {'sink p50/99':>11} {'kernel µs/call':>14} {'server CPU':>10}")
     for label, packet_us, p50, p99, worst, n, core, stages in latency_rows:
         print(f"{label:<32} {packet_us // 1000:>6}ms {p50:>8.0f} {p99:>8.0f} "
               f"{worst:>9.0f} {n:>8} {core:>10,.0f} {'yes' if p99 <= 1000 else 'no':>10} "
-              f"{stages['core']:>11} {stages['sink']:>11} {stages['kernel_us']:>14.0f}")
+              f"{stages['core']:>11} {stages['sink']:>11} {stages['kernel_us']:>14.0f} "
+              f"{stages['cpu']:>10.0%}")
 
 
 if __name__ == "__main__":
