@@ -249,10 +249,10 @@ class RecorderSink(Sink):
         return False
 
     def tap(self, packet: EventPacket) -> None:
-        self.buffer.put_nowait(packet)  # type: ignore[arg-type]
+        self.buffer.put_nowait(packet)
 
     async def deliver(self, out: OutputPacket) -> None:
-        packet: EventPacket = out  # type: ignore[assignment]
+        packet: EventPacket = out
         await self.recorder.write(packet)
         self.events += len(packet)
 

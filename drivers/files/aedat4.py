@@ -31,7 +31,7 @@ from enum import IntEnum
 from typing import BinaryIO
 
 import lz4.frame
-import lz4.frame._frame as _lz4f
+import lz4.frame as _lz4f  # the context API: create/decompress_chunk/reset
 import numpy as np
 import zstandard
 from numba import njit
@@ -273,7 +273,8 @@ def parse_ioheader(buf: bytes | memoryview, where: str) -> Aedat4Header:
 # --- compression ---
 
 
-def decompress(payload: bytes | memoryview, compression: Compression, where: str) -> bytes:
+def decompress(payload: bytes | memoryview, compression: Compression,
+               where: str | _Place) -> bytes:
     """Decompress one packet payload (bounded by ``MAX_PACKET_BYTES``)."""
     if compression == Compression.NONE:
         return bytes(payload)
