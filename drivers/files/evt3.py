@@ -39,8 +39,8 @@ from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
 from .base import FileHeader
 from .percent_header import (
-    format_percent_header,
     header_t_offset_us,
+    raw_evt_header,
     raw_evt_version,
     read_raw_header,
     sniff_percent_header,
@@ -297,15 +297,7 @@ class Evt3Writer:
         self._vector_width = geometry.width if geometry else MAX_COORD
 
     def _write_header(self, t_offset_us: int) -> None:
-        lines = ["evt 3.0"]
-        if self.geometry is not None:
-            g = self.geometry
-            lines += [f"format EVT3;height={g.height};width={g.width}",
-                      f"geometry {g.width}x{g.height}"]
-        lines.append("generator spikegate")
-        if t_offset_us:
-            lines.append(f"t_offset_us {t_offset_us}")
-        self.f.write(format_percent_header(lines))
+        self.f.write(raw_evt_header("3.0", self.geometry, t_offset_us))
         self.t_offset_us = t_offset_us
 
     def write(self, events: np.ndarray) -> None:

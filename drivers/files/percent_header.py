@@ -236,3 +236,16 @@ def read_raw_header(f: BinaryIO, where: str, name: str, version: str
         raise FormatError(f"{where}: byte 0: header says EVT {found}, not EVT {version}")
     return FileHeader(name, header.data_offset, header_geometry(header),
                       dict(header.fields)), header
+
+
+def raw_evt_header(version: str, geometry: Geometry | None, t_offset_us: int) -> bytes:
+    """The ``% `` header our EVT writers put before the words (``version`` "2.0" or "3.0")."""
+    lines = [f"evt {version}"]
+    if geometry is not None:
+        token = "EVT" + version.replace(".0", "")
+        lines += [f"format {token};height={geometry.height};width={geometry.width}",
+                  f"geometry {geometry.width}x{geometry.height}"]
+    lines.append("generator spikegate")
+    if t_offset_us:
+        lines.append(f"t_offset_us {t_offset_us}")
+    return format_percent_header(lines)
