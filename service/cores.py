@@ -66,9 +66,7 @@ class ModelCore:
         if self.fit == "scale":
             x = x * self.n_x // max(self.geometry.width, 1)
             y = y * self.n_y // max(self.geometry.height, 1)
-            keep = (x < self.n_x) & (y < self.n_y)
-        else:
-            keep = (x < self.n_x) & (y < self.n_y)
+        keep = (x < self.n_x) & (y < self.n_y)  # scale: only events beyond the sensor
         out["x"] = np.where(keep, x, 0)
         out["y"] = np.where(keep, y, 0)
         out["p"] = np.minimum(events["p"], 1) if self.n_p == 2 else 0
