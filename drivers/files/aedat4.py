@@ -24,6 +24,9 @@ that we, the ``aedat`` package and dv-processing read back identically.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import importlib
 import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -34,7 +37,8 @@ import lz4.frame
 import lz4.frame as _lz4f  # the context API: create/decompress_chunk/reset
 import numpy as np
 import zstandard
-from numba import njit
+from llvmlite import binding as llvm_binding
+from numba import njit, types
 
 from ..errors import FormatError
 from ..packet import EVENT_DTYPE, Geometry, as_events
@@ -419,6 +423,285 @@ def _convert_raw(raw: np.ndarray, where: str) -> np.ndarray:
     return _fill_events(np.empty(raw.shape[0], dtype=EVENT_DTYPE), [raw], where)
 
 
+# --- the fast LZ4 path: one kernel call decodes a run of packets ---
+#
+# liblz4's block decoder (the copy python-lz4 ships, else the system's) is called from numba
+# through its C symbol. The kernel walks packets, decodes LZ4 frames of the plain kind dv
+# writes (no checksums, no dictionary id) block by block into a reused scratch buffer and
+# copies the events out. Anything else (another frame kind, a bad size, a malformed
+# flatbuffer, a negative coordinate, the data table, the end of the buffer) stops the run
+# at that packet: the Python loop then takes that packet, so errors and rare frame kinds
+# keep one implementation.
+
+
+def _load_liblz4() -> bool:
+    """Make liblz4 callable from kernels; False when no library exporting it loads."""
+    candidates: list[str] = []
+    try:
+        bundled = importlib.import_module("lz4.block._block").__file__
+        if bundled:
+            candidates.append(bundled)
+    except ImportError:
+        pass
+    system = ctypes.util.find_library("lz4")
+    if system:
+        candidates.append(system)
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            if not all(hasattr(lib, name) for name in _LZ4_SYMBOLS):
+                continue
+            llvm_binding.load_library_permanently(path)
+        except (OSError, RuntimeError):
+            continue
+        return True
+    return False
+
+
+_LZ4_SYMBOLS = ("LZ4_decompress_safe", "LZ4_decompress_safe_usingDict")
+_lz4_safe = types.ExternalFunction(
+    "LZ4_decompress_safe", types.int32(types.voidptr, types.voidptr, types.int32, types.int32))
+_lz4_safe_using_dict = types.ExternalFunction(
+    "LZ4_decompress_safe_usingDict",
+    types.int32(types.voidptr, types.voidptr, types.int32, types.int32, types.voidptr,
+                types.int32))
+_FAST_LZ4 = _load_liblz4()
+"""True when the kernels can call liblz4 (else every LZ4 packet takes the Python path)."""
+
+_RUN_STOP = 0
+"""The kernel stopped at ``pos``: the Python loop handles that packet (or the end)."""
+_RUN_GROW_OUT = 1
+_RUN_GROW_SCRATCH = 2
+_LZ4_MAGIC = 0x184D2204
+_XXH_P1 = 2654435761
+_XXH_P2 = 2246822519
+_XXH_P3 = 3266489917
+_XXH_P4 = 668265263
+_XXH_P5 = 374761393
+_MASK32 = 0xFFFFFFFF
+
+
+@njit(cache=True, nogil=True)
+def _u32_at(b, i):
+    return np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16) | (
+        np.int64(b[i + 3]) << 24)
+
+
+@njit(cache=True, nogil=True)
+def _i32_at(b, i):
+    v = _u32_at(b, i)
+    return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
+@njit(cache=True, nogil=True)
+def _rotl32(v, r):
+    return ((v << r) | (v >> (32 - r))) & _MASK32
+
+
+@njit(cache=True, nogil=True)
+def _xxh32_short(b, start, n):
+    """XXH32 (seed 0) of ``b[start:start + n]`` for n < 16: the LZ4 frame header checksum."""
+    h = (_XXH_P5 + n) & _MASK32
+    i = start
+    stop = start + n
+    while i + 4 <= stop:
+        h = (h + _u32_at(b, i) * _XXH_P3) & _MASK32
+        h = (_rotl32(h, 17) * _XXH_P4) & _MASK32
+        i += 4
+    while i < stop:
+        h = (h + np.int64(b[i]) * _XXH_P5) & _MASK32
+        h = (_rotl32(h, 11) * _XXH_P1) & _MASK32
+        i += 1
+    h ^= h >> 15
+    h = (h * _XXH_P2) & _MASK32
+    h ^= h >> 13
+    h = (h * _XXH_P3) & _MASK32
+    h ^= h >> 16
+    return h
+
+
+@njit(cache=True, nogil=True)
+def _lz4_frame(src, start, end, scratch):
+    """Decode the plain LZ4 frame ``src[start:end]`` into ``scratch[0:]``.
+
+    Returns the decoded size; -1 for a frame this path leaves to python-lz4; -2 - need when
+    ``scratch`` needs ``need`` bytes.
+    """
+    if end - start < 7 or _u32_at(src, start) != _LZ4_MAGIC:
+        return -1
+    flg = src[start + 4]
+    bd = src[start + 5]
+    # version 01; no block checksum (0x10), content checksum (0x04), reserved (0x02), dict id
+    if flg & 0xC0 != 0x40 or flg & 0x17 != 0 or bd & 0x8F != 0:
+        return -1
+    size_id = (bd >> 4) & 7
+    if size_id < 4:
+        return -1
+    block_max = np.int64(1) << (8 + 2 * size_id)
+    linked = flg & 0x20 == 0
+    head = 2 + (8 if flg & 0x08 else 0)
+    if end - start < 4 + head + 1:
+        return -1
+    if src[start + 4 + head] != (_xxh32_short(src, start + 4, head) >> 8) & 0xFF:
+        return -1
+    content_size = -1
+    if flg & 0x08:
+        content_size = _u32_at(src, start + 6) | (_u32_at(src, start + 10) << 32)
+        if content_size < 0 or content_size > MAX_PACKET_BYTES:
+            return -1
+    pos = start + 4 + head + 1
+    total = 0
+    base = np.uint64(scratch.ctypes.data)
+    src_base = np.uint64(src.ctypes.data)
+    while True:
+        if pos + 4 > end:
+            return -1
+        word = _u32_at(src, pos)
+        pos += 4
+        if word == 0:
+            break
+        raw = word >> 31
+        csize = word & 0x7FFFFFFF
+        if csize > block_max or pos + csize > end:
+            return -1
+        room = block_max if raw == 0 else csize
+        if total + room > scratch.shape[0]:
+            if total + room > MAX_PACKET_BYTES + (4 << 20):
+                return -1
+            return -2 - (total + room)
+        if raw:
+            scratch[total:total + csize] = src[pos:pos + csize]
+            got = csize
+        elif linked and total > 0:
+            got = _lz4_safe_using_dict(src_base + np.uint64(pos), base + np.uint64(total),
+                                       csize, block_max, base, total)
+        else:
+            got = _lz4_safe(src_base + np.uint64(pos), base + np.uint64(total), csize,
+                            block_max)
+        if got < 0:
+            return -1
+        total += got
+        if total > MAX_PACKET_BYTES:
+            return -1
+        pos += csize
+    if pos != end or (content_size >= 0 and total != content_size):
+        return -1
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _evts_vector(data, n_data):
+    """(first struct position, count) of the EVTS flatbuffer ``data[:n_data]``; count -1
+    when the Python path must look at it (not EVTS, malformed)."""
+    if n_data < 12:
+        return 0, -1
+    size = _u32_at(data, 0)
+    root = _u32_at(data, 4)
+    end = 4 + size
+    if end > n_data or data[8] != 69 or data[9] != 86 or data[10] != 84 or data[11] != 83:
+        return 0, -1
+    table = 4 + root
+    if root < 8 or table + 4 > end:
+        return 0, -1
+    vtable = table - _i32_at(data, table)
+    if vtable < 4 or vtable + 4 > end:
+        return 0, -1
+    vt_size = data[vtable] | (np.int64(data[vtable + 1]) << 8)
+    tbl_size = data[vtable + 2] | (np.int64(data[vtable + 3]) << 8)
+    if vt_size < 4 or vt_size % 2 or vtable + vt_size > end or table + tbl_size > end:
+        return 0, -1
+    rel = data[vtable + 4] | (np.int64(data[vtable + 5]) << 8) if vt_size >= 6 else 0
+    if rel == 0:
+        return 0, 0
+    if rel < 4 or rel + 4 > tbl_size:
+        return 0, -1
+    pos = table + rel
+    start = pos + _u32_at(data, pos)
+    if start + 4 > end:
+        return 0, -1
+    n = _u32_at(data, start)
+    if start + 4 + n * 16 > end:
+        return 0, -1
+    return start + 4, n
+
+
+@njit(cache=True, nogil=True)
+def _copy_evts(data, start, m, out, k):
+    """``m`` raw EVTS structs at ``data[start:]`` → ``out[k:]``; False on a negative x or y."""
+    ok = True
+    if start % 8 == 0 and data.shape[0] % 8 == 0:
+        t64 = data.view(np.int64)
+        c16 = data.view(np.int16)
+        for i in range(m):
+            b = start + 16 * i
+            x = c16[b // 2 + 4]
+            y = c16[b // 2 + 5]
+            if x < 0 or y < 0:
+                ok = False
+            o = out[k + i]
+            o["t"] = t64[b // 8]
+            o["x"] = x
+            o["y"] = y
+            o["p"] = 1 if data[b + 12] else 0
+        return ok
+    for i in range(m):
+        b = start + 16 * i
+        t = _u32_at(data, b) | (_u32_at(data, b + 4) << 32)
+        x = data[b + 8] | (np.int64(data[b + 9]) << 8)
+        y = data[b + 10] | (np.int64(data[b + 11]) << 8)
+        if x >= 32768 or y >= 32768:
+            ok = False
+        o = out[k + i]
+        o["t"] = t
+        o["x"] = x
+        o["y"] = y
+        o["p"] = 1 if data[b + 12] else 0
+    return ok
+
+
+@njit(cache=True, nogil=True)
+def _decode_lz4_run(buf, pos, n, offset, table_at, stream_ids, events_id, scratch, out, k):
+    """Decode packets from ``buf[pos:n]`` while each is plain; returns (status, pos, k, need).
+
+    ``status`` is ``_RUN_STOP`` (the Python loop takes the packet at ``pos``),
+    ``_RUN_GROW_OUT`` (``out`` is too small for that packet) or ``_RUN_GROW_SCRATCH``
+    (``scratch`` needs ``need`` bytes).
+    """
+    while True:
+        if table_at >= 0 and offset + pos >= table_at:
+            return _RUN_STOP, pos, k, 0
+        if pos + PACKET_HEADER_BYTES > n:
+            return _RUN_STOP, pos, k, 0
+        sid = _i32_at(buf, pos)
+        size = _i32_at(buf, pos + 4)
+        if size < 0 or size > MAX_PACKET_BYTES:
+            return _RUN_STOP, pos, k, 0
+        end = pos + PACKET_HEADER_BYTES + size
+        if (table_at >= 0 and offset + end > table_at) or end > n:
+            return _RUN_STOP, pos, k, 0
+        declared = False
+        for s in stream_ids:
+            if s == sid:
+                declared = True
+        if not declared:
+            return _RUN_STOP, pos, k, 0
+        if sid == events_id:
+            total = _lz4_frame(buf, pos + PACKET_HEADER_BYTES, end, scratch)
+            if total <= -2:
+                return _RUN_GROW_SCRATCH, pos, k, -2 - total
+            if total < 0:
+                return _RUN_STOP, pos, k, 0
+            start, m = _evts_vector(scratch, total)
+            if m < 0:
+                return _RUN_STOP, pos, k, 0
+            if k + m > out.shape[0]:
+                return _RUN_GROW_OUT, pos, k, k + m
+            if not _copy_evts(scratch, start, m, out, k):
+                return _RUN_STOP, pos, k, 0
+            k += m
+        pos = end
+
+
 def decode_packet_payload(
     payload: bytes | memoryview, compression: Compression | int, where: str, offset: int = 0
 ) -> np.ndarray | None:
@@ -521,6 +804,9 @@ class Aedat4Decoder:
         table = header.data_table_position
         self._end = table if table >= data_offset else -1
         self._lz4_context = _lz4f.create_decompression_context()
+        self._fast = _FAST_LZ4 and header.compression in (Compression.LZ4, Compression.LZ4_HIGH)
+        self._stream_ids = np.array(sorted(header.streams), dtype=np.int64)
+        self._scratch = np.empty(0, dtype=np.uint8)
 
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         where = self._where
@@ -538,7 +824,22 @@ class Aedat4Decoder:
         events_id = self._events_id
         context = self._lz4_context
         unpack_header = _PACKET_HEADER.unpack_from
+        fast = self._fast
+        data = np.frombuffer(buf, dtype=np.uint8) if fast else None
+        fast_events_id = -1 if events_id is None else events_id
         while True:
+            if data is not None:
+                status, pos, k, need = _decode_lz4_run(
+                    data, pos, n, offset, table_at, self._stream_ids, fast_events_id,
+                    self._scratch, out, k)
+                if status == _RUN_GROW_OUT:
+                    out = _grown(out, k, need)
+                    continue
+                if status == _RUN_GROW_SCRATCH:
+                    size = max(2 * self._scratch.shape[0], need, 1 << 18)
+                    self._scratch = np.empty(min(size, MAX_PACKET_BYTES + (4 << 20)) + 7 & ~7,
+                                             dtype=np.uint8)
+                    continue
             at = offset + pos
             if 0 <= table_at <= at:
                 pos = n  # the FTAB data table (and anything after it) holds no events
@@ -570,9 +871,7 @@ class Aedat4Decoder:
                                       f"packet is {flat[8:12]!r}")
                 m = raw.shape[0]
                 if k + m > out.shape[0]:
-                    grown = np.empty(max(2 * out.shape[0], k + m), dtype=EVENT_DTYPE)
-                    grown[:k] = out[:k]
-                    out = grown
+                    out = _grown(out, k, k + m)
                 if _copy_events(raw, out, k) >= 0:
                     raise FormatError(f"{place}: event with a negative coordinate")
                 k += m
@@ -580,6 +879,13 @@ class Aedat4Decoder:
         if 2 * k < out.shape[0] - 1024:
             return out[:k].copy(), pos  # a mostly empty output is not kept alive by a view
         return out[:k], pos
+
+
+def _grown(out: np.ndarray, k: int, need: int) -> np.ndarray:
+    """A larger output holding ``out[:k]`` (doubled, at least ``need`` events)."""
+    grown = np.empty(max(2 * out.shape[0], need), dtype=EVENT_DTYPE)
+    grown[:k] = out[:k]
+    return grown
 
 
 def encode_data_table(rows: list[tuple[int, int, int, int, int, int]]) -> bytes:

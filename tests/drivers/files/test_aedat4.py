@@ -7,6 +7,7 @@ import json
 import struct
 from pathlib import Path
 
+import lz4.frame
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -377,3 +378,93 @@ def test_lz4_context_reusable_after_a_bad_packet() -> None:
         events, used = decoder.decode(memoryview(packet), 0, True)
         assert used == len(packet)
         np.testing.assert_array_equal(events, random_events(50))
+
+
+# --- the fast LZ4 path (kernels calling liblz4) against the Python path ---
+
+fast_only = pytest.mark.skipif(not aedat4._FAST_LZ4, reason="no liblz4 for the kernels")
+
+
+def read_both_paths(data: bytes, chunk_bytes: int) -> tuple[object, object]:
+    """(fast result, Python-path result): events, or the FormatError class for an error."""
+    results: list[object] = []
+    for fast in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(aedat4, "_FAST_LZ4", fast)
+            try:
+                results.append(read_bytes(data, chunk_bytes)[1])
+            except FormatError:
+                results.append(FormatError)
+    return results[0], results[1]
+
+
+def assert_same(fast: object, slow: object) -> None:
+    if isinstance(fast, np.ndarray) and isinstance(slow, np.ndarray):
+        np.testing.assert_array_equal(fast, slow)
+    else:
+        assert fast is slow
+
+
+@fast_only
+def test_fast_path_decodes_plain_frames_without_python_lz4(shared: Path) -> None:
+    """Plain frames (the sample's, ours with content size, multi-block, linked) never reach
+    python-lz4."""
+    def refuse(*args: object) -> bytes:
+        raise AssertionError("python-lz4 path used")
+
+    events = random_events(30_000, seed=5)
+    files = [(write_bytes(events, c, per_packet=p), events)
+             for c in (aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH)
+             for p in (1, 700, 20_000)]
+    files.append((imu_first_file(events[:500], aedat4.Compression.LZ4), events[:500]))
+    sample = (shared / "data" / SAMPLE).read_bytes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aedat4, "_FAST_LZ4", False)
+        files.append((sample, read_bytes(sample)[1]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aedat4, "_decompress_lz4", refuse)
+        for data, expected in files:
+            for chunk_bytes in (1 << 22, 5000):
+                np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"store_size": False}, {"block_linked": False},
+    {"block_size": lz4.frame.BLOCKSIZE_MAX4MB, "store_size": False},
+    {"block_size": lz4.frame.BLOCKSIZE_MAX1MB, "compression_level": 9},
+])
+def test_frame_header_checksum_matches_liblz4(options: dict[str, object]) -> None:
+    frame = np.frombuffer(lz4.frame.compress(b"spikegate" * 50, **options), dtype=np.uint8)
+    descriptor = 10 if frame[4] & 0x08 else 2
+    assert int(frame[4 + descriptor]) == (aedat4._xxh32_short(frame, 4, descriptor) >> 8) & 0xFF
+
+
+@pytest.mark.parametrize("options", [
+    {"content_checksum": True}, {"block_checksum": True}, {"block_linked": False},
+    {"block_size": lz4.frame.BLOCKSIZE_MAX256KB, "store_size": False},
+])
+def test_other_frame_kinds_decode_the_same_on_both_paths(options: dict[str, object]) -> None:
+    events = random_events(9000, seed=6)
+    parts = [aedat4.MAGIC, aedat4.encode_ioheader(aedat4.Compression.LZ4, IMU_FIRST_XML)]
+    for i in range(0, len(events), 3000):
+        body = lz4.frame.compress(aedat4.encode_evts_flatbuffer(events[i:i + 3000]), **options)
+        parts += [imus_packet(0, aedat4.Compression.LZ4), struct.pack("<ii", 1, len(body)), body]
+    fast, slow = read_both_paths(b"".join(parts), 1 << 22)
+    assert_same(fast, slow)
+    assert isinstance(fast, np.ndarray)
+    np.testing.assert_array_equal(fast, events)
+
+
+@settings(max_examples=80, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
+                      max_size=4),
+       cut=st.integers(0, 10**6), chunk_bytes=st.sampled_from([300, 4096, 1 << 22]),
+       compression=st.sampled_from([aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH]))
+def test_fast_and_python_paths_agree_on_damaged_files(
+        flips: list[tuple[int, int]], cut: int, chunk_bytes: int,
+        compression: aedat4.Compression) -> None:
+    data = bytearray(imu_first_file(random_events(400, seed=7), compression))
+    for where, mask in flips:
+        data[where % len(data)] ^= mask
+    fast, slow = read_both_paths(bytes(data[: len(data) - cut % 40]), chunk_bytes)
+    assert_same(fast, slow)
