@@ -186,11 +186,13 @@ class NeuronStage(Stage):
         with np.errstate(divide="ignore"):
             gain = np.abs(c.gain_v_old) + np.abs(c.gain_v)
             self.coef_rows[kn.WAKE_GAIN] = np.where(c.alpha < 1.0, gain / (1.0 - c.alpha), np.inf)
-        self.flags = np.zeros(6, dtype=np.int64)
+        self.flags = np.zeros(kn.N_FLAGS, dtype=np.int64)
         self.flags[kn.SPIKING] = c.spiking
         self.flags[kn.MULTI] = c.multi_spike
         self.flags[kn.RESET_CODE] = c.reset_code
         self.flags[kn.AT_THRESHOLD] = c.spike_at_threshold
+        self.flags[kn.NO_CURRENT] = not (np.any(c.alpha) or np.any(c.gain_v_old)
+                                         or np.any(c.gain_x))
         self.fstate = np.zeros((3, n))
         self.istate = np.zeros((3, n), dtype=np.int64)
         self.bstate = np.zeros((2, n), dtype=np.uint8)

@@ -61,8 +61,11 @@ def _update(x, v, i, alpha, gain_syn, beta, gain_v_old, gain_v, gain_x, leak, th
 ALPHA, GAIN_SYN, BETA, GAIN_V_OLD, GAIN_V, GAIN_X, LEAK, THRESHOLD, V_RESET, V_MIN, BIAS, \
     BIAS_REC, WAKE_GAIN = range(13)
 N_COEF = 13
-# entries of ``flags`` (int64): configuration, and the active-set size (state)
-SPIKING, MULTI, RESET_CODE, AT_THRESHOLD, REC_START, N_ACTIVE = range(6)
+# entries of ``flags`` (int64): configuration, and the active-set size (state).
+# NO_CURRENT: every neuron has alpha = gain_v_old = gain_x = 0 (no synaptic current: the
+# input passes straight through ``i``; IF, LIF, Threshold), for ``step_all``'s short pass.
+SPIKING, MULTI, RESET_CODE, AT_THRESHOLD, REC_START, N_ACTIVE, NO_CURRENT = range(7)
+N_FLAGS = 7
 
 
 @njit(cache=True, nogil=True)
@@ -212,6 +215,18 @@ def step_all(k, coef, flags, fstate, istate, bstate, out_step, out_idx, out_val,
     always = bstate[1]
     n = acc.shape[0]
     updates = n
+    if (flags[NO_CURRENT] != 0 and spiking and not multi and not at_threshold
+            and reset_code == RESET_ZERO):
+        return _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
+                                 out_val, n_out, counters, RESET_ZERO)
+    if (flags[NO_CURRENT] != 0 and spiking and not multi and not at_threshold
+            and reset_code == RESET_SUBTRACT_SNNTORCH):
+        return _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
+                                 out_val, n_out, counters, RESET_SUBTRACT_SNNTORCH)
+    if (flags[NO_CURRENT] != 0 and spiking and not multi and not at_threshold
+            and reset_code == RESET_SUBTRACT):
+        return _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
+                                 out_val, n_out, counters, RESET_SUBTRACT)
     # lazy catch-up of the neurons left out of earlier steps (no input, no spike possible)
     for j in range(n):
         s = last[j] + 1
@@ -292,3 +307,87 @@ def _update_all(n, rec, coef, fstate, spiking, multi, reset_code, at_threshold):
         v[j] = vv
         i[j] = ii
         acc[j] = count
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx, out_val, n_out,
+                      counters, reset_code):
+    """``step_all`` for single-spike neurons whose input passes straight through
+    (``NO_CURRENT``: alpha = gain_v_old = gain_x = 0, so ``i`` is just the step's
+    scaled input), in passes the compiler vectorises. The arithmetic is
+    ``_update``'s without its terms that are exact zeros here, so the states and
+    spikes are the same."""
+    gain_syn, beta, gain_v, leak = coef[GAIN_SYN], coef[BETA], coef[GAIN_V], coef[LEAK]
+    threshold, v_reset, v_min = coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
+    bias, bias_rec, wake_gain = coef[BIAS], coef[BIAS_REC], coef[WAKE_GAIN]
+    v, i, acc = fstate[0], fstate[1], fstate[2]
+    last, active = istate[0], istate[1]
+    always = bstate[1]
+    rec_start = flags[REC_START]
+    n = acc.shape[0]
+    updates = n
+    behind = False
+    for j in range(n):
+        behind |= last[j] + 1 < k
+    if behind:  # lazy catch-up of neurons left out of earlier steps (no input, no spike)
+        for j in range(n):
+            s = last[j] + 1
+            while s < k:
+                x = bias[j]
+                if s >= rec_start:
+                    x = x + bias_rec[j]
+                vv, ii, _ = _update(x, v[j], i[j], 0.0, gain_syn[j], beta[j], 0.0, gain_v[j],
+                                    0.0, leak[j], threshold[j], v_reset[j], v_min[j], True,
+                                    False, reset_code, False)
+                updates += 1
+                if vv == v[j] and ii == i[j]:
+                    break
+                v[j] = vv
+                i[j] = ii
+                s += 1
+    for j in range(n):
+        last[j] = k
+    rec = k >= rec_start
+    # acc[j] becomes count + 2·(active next step): 0 for almost every neuron
+    for j in range(n):
+        x = acc[j] + bias[j]
+        if rec:
+            x = x + bias_rec[j]
+        th = threshold[j]
+        v_old = v[j]
+        ii = gain_syn[j] * x
+        vv = beta[j] * v_old + gain_v[j] * ii + leak[j]
+        r = 0.0
+        if reset_code == RESET_SUBTRACT_SNNTORCH and v_old > th:
+            r = 1.0
+            vv = vv - th
+        count = 1.0 if vv > th else 0.0
+        if reset_code == RESET_ZERO:
+            vv = v_reset[j] if count > 0.0 else vv
+        elif reset_code == RESET_SUBTRACT:
+            vv = vv - th if count > 0.0 else vv
+        elif count != r:
+            vv = vv - (count - r) * th
+        vv = v_min[j] if vv < v_min[j] else vv
+        v[j] = vv
+        i[j] = ii
+        bound = vv if vv > 0.0 else 0.0
+        bound = bound + wake_gain[j] * abs(ii) if ii != 0.0 else bound
+        live = always[j] != 0 or bound * (1.0 + 1e-9) + 1e-300 >= th
+        acc[j] = count + (2.0 if live else 0.0)
+    na = 0
+    for j in range(n):
+        m = acc[j]
+        if m != 0.0:
+            acc[j] = 0.0
+            if m == 1.0 or m == 3.0:
+                out_step[n_out] = k
+                out_idx[n_out] = j
+                out_val[n_out] = 1.0
+                n_out += 1
+            if m >= 2.0:
+                active[na] = j
+                na += 1
+    flags[N_ACTIVE] = na
+    counters[0] += updates
+    return n_out

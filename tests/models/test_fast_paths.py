@@ -1,0 +1,87 @@
+"""The kernels' fast paths give exactly what their general paths give.
+
+``step_all``'s voltage-only pass (neurons without synaptic current) against
+the general pass with the flag off, and the dense scatter's unit-value path
+against the general products, on random states, biases, missed steps and
+every reset rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spikegate.models.kernels import neuron as kn
+from spikegate.models.kernels.dense import add_rows, add_rows_unit
+
+
+def _layer(rng: np.random.Generator, n: int, reset_code: int, rec_start: int):
+    coef = np.zeros((kn.N_COEF, n))
+    coef[kn.GAIN_SYN] = rng.uniform(0.5, 1.5, n)
+    coef[kn.BETA] = rng.uniform(0.5, 1.0, n)
+    coef[kn.GAIN_V] = rng.uniform(0.01, 1.0, n)
+    coef[kn.LEAK] = np.where(rng.random(n) < 0.2, rng.normal(0, 0.05, n), 0.0)
+    coef[kn.THRESHOLD] = rng.uniform(0.2, 1.5, n)
+    coef[kn.V_RESET] = np.where(rng.random(n) < 0.5, 0.0, rng.normal(0, 0.1, n))
+    coef[kn.V_MIN] = np.where(rng.random(n) < 0.7, -np.inf, -1.0)
+    coef[kn.BIAS] = np.where(rng.random(n) < 0.2, rng.normal(0, 0.1, n), 0.0)
+    coef[kn.BIAS_REC] = np.where(rng.random(n) < 0.2, rng.normal(0, 0.1, n), 0.0)
+    coef[kn.WAKE_GAIN] = np.abs(coef[kn.GAIN_V])
+    flags = np.zeros(kn.N_FLAGS, np.int64)
+    flags[kn.SPIKING] = 1
+    flags[kn.RESET_CODE] = reset_code
+    flags[kn.REC_START] = rec_start
+    flags[kn.NO_CURRENT] = 1
+    fstate = np.zeros((3, n))
+    fstate[0] = rng.normal(0.2, 0.6, n)
+    istate = np.zeros((3, n), np.int64)
+    istate[0] = rng.integers(-1, 3, n)  # some neurons several steps behind
+    bstate = np.zeros((2, n), np.uint8)
+    bstate[1] = (coef[kn.BIAS] != 0) | (coef[kn.BIAS_REC] != 0) | (coef[kn.LEAK] != 0)
+    return coef, flags, fstate, istate, bstate
+
+
+@pytest.mark.parametrize("reset_code",
+                         [kn.RESET_ZERO, kn.RESET_SUBTRACT, kn.RESET_SUBTRACT_SNNTORCH])
+@given(seed=st.integers(0, 2**32 - 1), rec_start=st.integers(0, 6))
+@settings(max_examples=40, deadline=None)
+def test_voltage_pass_equals_general_pass(reset_code: int, seed: int, rec_start: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 37
+    fast = _layer(rng, n, reset_code, rec_start)
+    general = tuple(a.copy() for a in fast)
+    general[1][kn.NO_CURRENT] = 0
+    outs = []
+    for coef, flags, fstate, istate, bstate in (fast, general):
+        out = (np.zeros(8 * n, np.int64), np.zeros(8 * n, np.int64), np.zeros(8 * n))
+        counters = np.zeros(1, np.int64)
+        n_out = 0
+        drive = np.random.default_rng(seed + 1).normal(0.3, 0.8, (5, n))
+        for k, step in zip((4, 5, 7, 8, 9), drive, strict=True):  # steps 6 missed
+            fstate[2] = step
+            n_out = kn.step_all(k, coef, flags, fstate, istate, bstate, *out, n_out, counters)
+        na = int(flags[kn.N_ACTIVE])
+        outs.append((n_out, [o[:n_out] for o in out], fstate[:2], istate[0],
+                     np.sort(istate[1, :na]), counters[0]))
+    (n_f, out_f, st_f, last_f, act_f, c_f), (n_g, out_g, st_g, last_g, act_g, c_g) = outs
+    assert n_f == n_g
+    for a, b in zip(out_f, out_g, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(st_f, st_g)
+    np.testing.assert_array_equal(last_f, last_g)
+    np.testing.assert_array_equal(act_f, act_g)
+    assert c_f == c_g
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_events=st.integers(0, 11))
+@settings(max_examples=40, deadline=None)
+def test_unit_rows_equal_products(seed: int, n_events: int) -> None:
+    rng = np.random.default_rng(seed)
+    weight_t = rng.normal(0, 1, (9, 13)).astype(np.float32)
+    idx = rng.integers(0, 9, n_events)
+    acc_unit, acc_mul = (np.full(13, 0.25) for _ in range(2))
+    assert add_rows_unit(0, n_events, idx, weight_t, acc_unit) == n_events
+    add_rows(0, n_events, idx, np.ones(n_events), weight_t, acc_mul)
+    np.testing.assert_array_equal(acc_unit, acc_mul)
