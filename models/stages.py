@@ -196,10 +196,19 @@ class NeuronStage(Stage):
         self.fstate = np.zeros((3, n))
         self.istate = np.zeros((3, n), dtype=np.int64)
         self.bstate = np.zeros((2, n), dtype=np.uint8)
-        self.v, self.i = self.fstate[0], self.fstate[1]
         self.counters = np.zeros(1, dtype=np.int64)
         self._update_always()
         self.reset_state()
+
+    @property
+    def v(self) -> np.ndarray:
+        """Membrane potentials (a view of the packed state, so copies stay consistent)."""
+        return self.fstate[0]
+
+    @property
+    def i(self) -> np.ndarray:
+        """Synaptic currents (a view of the packed state)."""
+        return self.fstate[1]
 
     @property
     def bias(self) -> np.ndarray:
