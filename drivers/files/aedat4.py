@@ -989,6 +989,8 @@ class Aedat4Format:
     name = "aedat4"
     label = "AEDAT 4.0 (iniVation DV)"
     extensions = (".aedat4",)
+    maps_file = True
+    """The decoder copies every event out of its input: the reader loop may pass map views."""
 
     def sniff(self, head: bytes) -> bool:
         return head.startswith(MAGIC)

@@ -6,11 +6,20 @@ into events. The shared loop here reads the file in fixed-size chunks, feeds
 each to the decoder, and carries the bytes it did not consume (a partial
 record) into the next chunk, so memory stays bounded whatever the file size.
 
+A format whose decoder keeps no views of its input may set ``maps_file = True``:
+a regular file is then read through a read-only memory map, handing the
+decoder the same windows without copying the bytes (pages already consumed
+are dropped from the map, so memory stays bounded).
+
 Formats register themselves in ``drivers/files/__init__.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +100,11 @@ def iter_event_chunks(
     header = fmt.read_header(f, where)
     decoder = fmt.decoder(header, where)
 
+    mapped = _map_file(f) if getattr(fmt, "maps_file", False) else None
+    if mapped is not None:
+        return header, _mapped_chunks(mapped, fmt, decoder, header.data_offset, where,
+                                      chunk_bytes)
+
     def chunks() -> Iterator[np.ndarray]:
         f.seek(header.data_offset)
         offset = header.data_offset
@@ -127,6 +141,60 @@ def iter_event_chunks(
                                   f"{len(carry)} bytes")
 
     return header, chunks()
+
+
+def _map_file(f: BinaryIO) -> mmap.mmap | None:
+    """A read-only map of a regular, non-empty file; None for anything else (pipes,
+    in-memory files)."""
+    try:
+        fileno = f.fileno()
+        info = os.fstat(fileno)
+        if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+            return None
+        return mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
+def _mapped_chunks(
+    mapped: mmap.mmap, fmt: Format, decoder: Decoder, start: int, where: str, chunk_bytes: int
+) -> Iterator[np.ndarray]:
+    """The reader loop over a memory map: each window is the bytes the decoder left plus the
+    next ``chunk_bytes``, as in the read loop, but without copies."""
+    size = len(mapped)
+    view = memoryview(mapped)
+    offset = start
+    stop = start
+    dropped = 0  # map pages below this are released
+    try:
+        while offset < size:
+            stop = min(stop + chunk_bytes, size)
+            final = stop == size
+            events, used = decoder.decode(view[offset:stop], offset, final)
+            if used < 0 or used > stop - offset:
+                raise FormatError(f"{where}: byte {offset}: decoder consumed {used} bytes")
+            if len(events):
+                yield events
+            del events
+            offset += used
+            if final:
+                if offset < size:
+                    raise FormatError(
+                        f"{where}: byte {offset}: {size - offset} trailing bytes do not make "
+                        f"a whole {fmt.name} record (truncated file?)"
+                    )
+                return
+            if used == 0 and stop - offset > 64 * chunk_bytes:
+                raise FormatError(f"{where}: byte {offset}: no whole {fmt.name} record in "
+                                  f"{stop - offset} bytes")
+            release = offset - offset % mmap.PAGESIZE
+            if release - dropped >= chunk_bytes and hasattr(mmap, "MADV_DONTNEED"):
+                mapped.madvise(mmap.MADV_DONTNEED, dropped, release - dropped)
+                dropped = release
+    finally:
+        with contextlib.suppress(BufferError):  # a view still held elsewhere: the GC closes
+            view.release()
+            mapped.close()
 
 
 def concat_events(chunks: Iterator[np.ndarray] | list[np.ndarray]) -> np.ndarray:

@@ -468,3 +468,39 @@ def test_fast_and_python_paths_agree_on_damaged_files(
         data[where % len(data)] ^= mask
     fast, slow = read_both_paths(bytes(data[: len(data) - cut % 40]), chunk_bytes)
     assert_same(fast, slow)
+
+
+def read_file_chunks(path: Path, chunk_bytes: int) -> np.ndarray | str:
+    """Events read from a file on disk (the memory-mapped loop), or the error's sentence."""
+    try:
+        with open(path, "rb") as f:
+            _, chunks = iter_event_chunks(f, aedat4.FORMAT, "mem.aedat4", chunk_bytes)
+            return concat_events(chunks)
+    except FormatError as exc:
+        return str(exc)
+
+
+def read_memory_chunks(data: bytes, chunk_bytes: int) -> np.ndarray | str:
+    """The same through an in-memory file (the read loop)."""
+    try:
+        return read_bytes(data, chunk_bytes)[1]
+    except FormatError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("chunk_bytes", [64, 1000, 1 << 22])
+def test_mapped_file_reads_like_the_read_loop(tmp_path: Path, chunk_bytes: int) -> None:
+    events = random_events(3000, seed=8)
+    data = imu_first_file(events, aedat4.Compression.LZ4)
+    path = tmp_path / "f.aedat4"
+    for cut in (0, 1, 9, 200, len(data) - len(aedat4.MAGIC) - 10):
+        path.write_bytes(data[: len(data) - cut])
+        mapped = read_file_chunks(path, chunk_bytes)
+        read = read_memory_chunks(data[: len(data) - cut], chunk_bytes)
+        if isinstance(read, str):
+            assert mapped == read
+        else:
+            assert isinstance(mapped, np.ndarray)
+            np.testing.assert_array_equal(mapped, read)
+    path.write_bytes(data)
+    np.testing.assert_array_equal(read_file_chunks(path, chunk_bytes), events)
