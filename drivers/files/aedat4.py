@@ -468,6 +468,8 @@ _lz4_safe_using_dict = types.ExternalFunction(
 _FAST_LZ4 = _load_liblz4()
 """True when the kernels can call liblz4 (else every LZ4 packet takes the Python path)."""
 
+_OUT_WORDS_DTYPE = np.dtype([("t", "<i8"), ("xy", "<u4"), ("p", "u1")])
+"""``EVENT_DTYPE``'s 13 bytes with x and y as one word: the kernels' view of the output."""
 _RUN_STOP = 0
 """The kernel stopped at ``pos``: the Python loop handles that packet (or the end)."""
 _RUN_GROW_OUT = 1
@@ -627,36 +629,31 @@ def _evts_vector(data, n_data):
 
 @njit(cache=True, nogil=True)
 def _copy_evts(data, start, m, out, k):
-    """``m`` raw EVTS structs at ``data[start:]`` → ``out[k:]``; False on a negative x or y."""
-    ok = True
+    """``m`` raw EVTS structs at ``data[start:]`` → ``out[k:]`` (``_OUT_WORDS_DTYPE``);
+    False on a negative x or y."""
+    bad = np.uint32(0)
     if start % 8 == 0 and data.shape[0] % 8 == 0:
         t64 = data.view(np.int64)
-        c16 = data.view(np.int16)
+        xy32 = data.view(np.uint32)
+        i8 = start // 8
+        i4 = start // 4 + 2
+        for i in range(m):
+            xy = xy32[i4 + 4 * i]
+            bad |= xy
+            o = out[k + i]
+            o["t"] = t64[i8 + 2 * i]
+            o["xy"] = xy
+            o["p"] = data[start + 16 * i + 12] != 0
+    else:
         for i in range(m):
             b = start + 16 * i
-            x = c16[b // 2 + 4]
-            y = c16[b // 2 + 5]
-            if x < 0 or y < 0:
-                ok = False
+            xy = np.uint32(_u32_at(data, b + 8))
+            bad |= xy
             o = out[k + i]
-            o["t"] = t64[b // 8]
-            o["x"] = x
-            o["y"] = y
-            o["p"] = 1 if data[b + 12] else 0
-        return ok
-    for i in range(m):
-        b = start + 16 * i
-        t = _u32_at(data, b) | (_u32_at(data, b + 4) << 32)
-        x = data[b + 8] | (np.int64(data[b + 9]) << 8)
-        y = data[b + 10] | (np.int64(data[b + 11]) << 8)
-        if x >= 32768 or y >= 32768:
-            ok = False
-        o = out[k + i]
-        o["t"] = t
-        o["x"] = x
-        o["y"] = y
-        o["p"] = 1 if data[b + 12] else 0
-    return ok
+            o["t"] = _u32_at(data, b) | (_u32_at(data, b + 4) << 32)
+            o["xy"] = xy
+            o["p"] = data[b + 12] != 0
+    return bad & 0x80008000 == 0
 
 
 @njit(cache=True, nogil=True)
@@ -831,7 +828,7 @@ class Aedat4Decoder:
             if data is not None:
                 status, pos, k, need = _decode_lz4_run(
                     data, pos, n, offset, table_at, self._stream_ids, fast_events_id,
-                    self._scratch, out, k)
+                    self._scratch, out.view(_OUT_WORDS_DTYPE), k)
                 if status == _RUN_GROW_OUT:
                     out = _grown(out, k, need)
                     continue

@@ -405,13 +405,14 @@ def assert_same(fast: object, slow: object) -> None:
         assert fast is slow
 
 
+def refuse_python_lz4(*args: object) -> bytes:
+    raise AssertionError("python-lz4 path used")
+
+
 @fast_only
 def test_fast_path_decodes_plain_frames_without_python_lz4(shared: Path) -> None:
     """Plain frames (the sample's, ours with content size, multi-block, linked) never reach
     python-lz4."""
-    def refuse(*args: object) -> bytes:
-        raise AssertionError("python-lz4 path used")
-
     events = random_events(30_000, seed=5)
     files = [(write_bytes(events, c, per_packet=p), events)
              for c in (aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH)
@@ -422,7 +423,7 @@ def test_fast_path_decodes_plain_frames_without_python_lz4(shared: Path) -> None
         patch.setattr(aedat4, "_FAST_LZ4", False)
         files.append((sample, read_bytes(sample)[1]))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aedat4, "_decompress_lz4", refuse)
+        patch.setattr(aedat4, "_decompress_lz4", refuse_python_lz4)
         for data, expected in files:
             for chunk_bytes in (1 << 22, 5000):
                 np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
@@ -504,3 +505,37 @@ def test_mapped_file_reads_like_the_read_loop(tmp_path: Path, chunk_bytes: int) 
             np.testing.assert_array_equal(mapped, read)
     path.write_bytes(data)
     np.testing.assert_array_equal(read_file_chunks(path, chunk_bytes), events)
+
+
+def unaligned_evts_flatbuffer(events: np.ndarray) -> bytes:
+    """An EVTS flatbuffer whose structs start 4 bytes off an 8-byte boundary."""
+    flat = aedat4.encode_evts_flatbuffer(events)
+    size = struct.unpack_from("<I", flat)[0]
+    # the events uoffset (at byte 24) skips 4 bytes of padding before the vector
+    return (struct.pack("<I", size + 4) + flat[4:24] + struct.pack("<I", 8) + bytes(4)
+            + flat[28:])
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_unaligned_event_vector_decodes_the_same_on_both_paths(negative: bool) -> None:
+    assert aedat4._OUT_WORDS_DTYPE.itemsize == EVENT_DTYPE.itemsize
+    events = random_events(2000, seed=9)
+    events["t"][::7] -= 2**62  # negative timestamps: the high word's sign bit
+    parts = [aedat4.MAGIC, aedat4.encode_ioheader(aedat4.Compression.LZ4, IMU_FIRST_XML)]
+    for i in range(0, len(events), 500):
+        flat = bytearray(unaligned_evts_flatbuffer(events[i:i + 500]))
+        if negative and i == 1000:
+            flat[36 + 16 * 3 + 11] = 0x80  # y of the fourth event: negative int16
+        body = lz4.frame.compress(bytes(flat))
+        parts += [struct.pack("<ii", 1, len(body)), body]
+    fast, slow = read_both_paths(b"".join(parts), 1 << 22)
+    assert_same(fast, slow)
+    if negative:
+        assert fast is FormatError
+    else:
+        assert isinstance(fast, np.ndarray)
+        np.testing.assert_array_equal(fast, events)
+        if aedat4._FAST_LZ4:  # and the kernel took every packet itself
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(aedat4, "_decompress_lz4", refuse_python_lz4)
+                np.testing.assert_array_equal(read_bytes(b"".join(parts))[1], events)
