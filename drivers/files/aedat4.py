@@ -823,6 +823,8 @@ class Aedat4Decoder:
         unpack_header = _PACKET_HEADER.unpack_from
         fast = self._fast
         data = np.frombuffer(buf, dtype=np.uint8) if fast else None
+        if data is not None:
+            data.flags.writeable = False  # one kernel specialisation for bytes, maps, bytearrays
         fast_events_id = -1 if events_id is None else events_id
         while True:
             if data is not None:
@@ -1033,5 +1035,8 @@ FORMAT = Aedat4Format()
 
 
 def warm_up() -> None:
-    """Compile the event-copy kernel on a tiny packet."""
+    """Compile the event-copy kernel and the fast LZ4 path on tiny packets."""
     decode_packet_payload(encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, 0)[8:], 0, "warm-up")
+    header = Aedat4Header(Compression.LZ4, -1, {0: Aedat4Stream(0, "EVTS")})
+    packet = encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, Compression.LZ4)
+    Aedat4Decoder(header, 0, "warm-up").decode(memoryview(bytearray(packet)), 0, True)
