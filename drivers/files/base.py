@@ -8,8 +8,8 @@ record) into the next chunk, so memory stays bounded whatever the file size.
 
 A format whose decoder keeps no views of its input may set ``maps_file = True``:
 a regular file is then read through a read-only memory map, handing the
-decoder the same windows without copying the bytes (pages already consumed
-are dropped from the map, so memory stays bounded).
+decoder windows of at most ``MAP_WINDOW_BYTES`` without copying the bytes
+(pages already consumed are dropped from the map, so memory stays bounded).
 
 Formats register themselves in ``drivers/files/__init__.py``.
 """
@@ -32,6 +32,9 @@ from ..packet import EVENT_DTYPE, Geometry
 
 CHUNK_BYTES = 1 << 22
 """Bytes read per step of the reader loop (4 MiB)."""
+MAP_WINDOW_BYTES = 1 << 20
+"""Largest window of a memory-mapped file per decoder call (1 MiB): small windows cost no
+copies there, and each window's events stay in cache (AEDAT4 10× file: 51 → 45 ms)."""
 
 
 @dataclass(slots=True)
@@ -159,8 +162,10 @@ def _map_file(f: BinaryIO) -> mmap.mmap | None:
 def _mapped_chunks(
     mapped: mmap.mmap, fmt: Format, decoder: Decoder, start: int, where: str, chunk_bytes: int
 ) -> Iterator[np.ndarray]:
-    """The reader loop over a memory map: each window is the bytes the decoder left plus the
-    next ``chunk_bytes``, as in the read loop, but without copies."""
+    """The reader loop over a memory map, without copies: each window is the bytes the
+    decoder left plus the next ``min(chunk_bytes, MAP_WINDOW_BYTES)``, or twice the bytes
+    left when they are more (a long record)."""
+    step = min(chunk_bytes, MAP_WINDOW_BYTES)
     size = len(mapped)
     view = memoryview(mapped)
     offset = start
@@ -168,7 +173,7 @@ def _mapped_chunks(
     dropped = 0  # map pages below this are released
     try:
         while offset < size:
-            stop = min(stop + chunk_bytes, size)
+            stop = min(stop + max(step, stop - offset), size)
             final = stop == size
             events, used = decoder.decode(view[offset:stop], offset, final)
             if used < 0 or used > stop - offset:
