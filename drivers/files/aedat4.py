@@ -994,6 +994,9 @@ class Aedat4Format:
     maps_file = True
     """The decoder copies every event out of its input: the reader loop may pass map views."""
 
+    def __init__(self) -> None:
+        self._last_parsed: tuple[str | None, dict[int, Aedat4Stream]] = (None, {})
+
     def sniff(self, head: bytes) -> bool:
         return head.startswith(MAGIC)
 
@@ -1016,15 +1019,20 @@ class Aedat4Format:
             "streams": ",".join(f"{s.id}:{s.type_identifier}" for s in header.streams.values()),
             "info_xml": header.info_xml,
         }
+        self._last_parsed = (header.info_xml, header.streams)
         return FileHeader(self.name, len(MAGIC) + 4 + size, header.geometry, meta)
 
     def decoder(self, header: FileHeader, where: str) -> Aedat4Decoder:
         try:
+            xml = header.meta["info_xml"]
+            last_xml, last_streams = self._last_parsed
+            # the header read_header just parsed (the same string object): not parsed again
+            streams = dict(last_streams) if last_xml is xml else parse_info_xml(xml, where)
             parsed = Aedat4Header(
                 Compression[header.meta["compression"]],
                 int(header.meta["data_table_position"]),
-                parse_info_xml(header.meta["info_xml"], where),
-                header.meta["info_xml"],
+                streams,
+                xml,
             )
         except (KeyError, ValueError):
             raise FormatError(f"{where}: not a header from Aedat4Format.read_header") from None
