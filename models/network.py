@@ -443,9 +443,14 @@ class Network:
         while k < k1:
             if (all(len(self._carry.get(n, ())) == 0 for n in group)
                     and all(self.stages[n].quiet() for n in group)):
-                # nothing can happen before the next input: skip ahead (decays are lazy)
+                # nothing can happen before the next input or wake-up: skip ahead (decays
+                # are lazy)
                 nxt = int(np.searchsorted(input_steps, k))
                 k_next = int(input_steps[nxt]) if nxt < len(input_steps) else k1
+                for name in group:
+                    wake = self.stages[name].next_wake()
+                    if wake is not None:
+                        k_next = min(k_next, wake)
                 if k_next > k:
                     k = k_next
                     continue
@@ -581,3 +586,6 @@ def warm_up() -> None:
             net.step(np.ones((3, 2)))
             net.step(np.ones((3, 2)), record=["fc"])
             net.step(make_events([5000, 6000], [0, 1]))
+            for stage in net.stages.values():
+                if isinstance(stage, NeuronStage):
+                    stage.next_wake()

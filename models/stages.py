@@ -63,6 +63,10 @@ class Stage:
         """
         return not self.absorbs_constant
 
+    def next_wake(self) -> int | None:
+        """The earliest later step the stage has scheduled work at without input, if any."""
+        return None
+
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
         return inp
 
@@ -194,7 +198,8 @@ class NeuronStage(Stage):
         self.flags[kn.NO_CURRENT] = not (np.any(c.alpha) or np.any(c.gain_v_old)
                                          or np.any(c.gain_x))
         self.fstate = np.zeros((3, n))
-        self.istate = np.zeros((3, n), dtype=np.int64)
+        self.istate = np.zeros((kn.N_ISTATE, n), dtype=np.int64)
+        self.sched = np.zeros((2, kn.heap_capacity(n)), dtype=np.int64)
         self.bstate = np.zeros((2, n), dtype=np.uint8)
         self.counters = np.zeros(1, dtype=np.int64)
         self._update_always()
@@ -237,14 +242,33 @@ class NeuronStage(Stage):
         super().reset_state()
         self.fstate[:] = 0.0
         self.bstate[0] = 0
-        self.istate[0] = -1  # last updated step
+        self.istate[kn.LAST] = -1
+        self.istate[kn.WAKE] = -1
+        self.flags[kn.N_HEAP] = 0
         self.counters[0] = 0
-        always = np.flatnonzero(self.bstate[1])
-        self.istate[1, : always.size] = always
+        always = np.flatnonzero(self.bstate[1])  # due at step 0: they move without input
+        self.istate[kn.DUE, : always.size] = always
         self.flags[kn.N_ACTIVE] = always.size
 
     def quiet(self) -> bool:
-        return int(self.flags[kn.N_ACTIVE]) == 0  # no neuron can move without input
+        """Nobody due at the next step (wake-ups scheduled later: ``next_wake``)."""
+        return int(self.flags[kn.N_ACTIVE]) == 0
+
+    def next_wake(self) -> int | None:
+        """The earliest step a neuron is scheduled to fire at without input, if any."""
+        w = int(kn.next_wake(self.sched, self.flags, self.istate[kn.WAKE]))
+        return None if w < 0 else w
+
+    def reschedule(self) -> None:
+        """After the state was changed from outside (rounded to a precision): every
+        scheduled neuron becomes due, so that its trajectory is computed again."""
+        wake = self.istate[kn.WAKE]
+        na = int(self.flags[kn.N_ACTIVE])
+        due = np.union1d(self.istate[kn.DUE, :na], np.flatnonzero(wake >= 0))
+        self.istate[kn.DUE, : due.size] = due
+        self.flags[kn.N_ACTIVE] = due.size
+        wake[:] = -1
+        self.flags[kn.N_HEAP] = 0
 
     def advance(self, k0: int, k1: int, inp: Signal, dense: DenseStage | None = None) -> Signal:
         """Advance over [k0, k1); with ``dense``, ``inp`` is that dense layer's input and
@@ -260,15 +284,15 @@ class NeuronStage(Stage):
             if dense is None:
                 n_out, k, pos = kn.advance_neurons(
                     k, k1, inp.step, inp.idx, inp.val, pos, self.coef_rows, self.flags,
-                    self.fstate, self.istate, self.bstate, out.step, out.idx, out.val,
-                    self.counters,
+                    self.fstate, self.istate, self.bstate, self.sched, out.step, out.idx,
+                    out.val, self.counters,
                 )
             else:
                 synops0 = int(dense.counters[0])
                 n_out, k, pos = dense_into_neurons(
                     k, k1, inp.step, inp.idx, inp.val, pos, dense.weight_t, self.coef_rows,
-                    self.flags, self.fstate, self.istate, self.bstate, out.step, out.idx,
-                    out.val, self.counters, dense.counters,
+                    self.flags, self.fstate, self.istate, self.bstate, self.sched, out.step,
+                    out.idx, out.val, self.counters, dense.counters,
                 )
                 dense.synops += int(dense.counters[0]) - synops0
             parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))

@@ -139,6 +139,9 @@ class WeightBank:
 
                     q_max = 2 ** (_INT_BITS[state.precision] - 1) - 1
                     arr[...] = np.clip(np.rint(arr / state.scale), -q_max, q_max) * state.scale
+            reschedule = getattr(state.owner, "reschedule", None)
+            if reschedule is not None:  # wake-ups computed from the unrounded state
+                reschedule()
 
     def layer(self, name: str) -> WeightLayer:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .neuron import step_all, step_candidates
+from .neuron import WAKE, next_busy_step, step_all, step_candidates
 
 
 @njit(cache=True, nogil=True)
@@ -118,7 +118,7 @@ def add_rows(pos, end, in_idx, in_val, weight_t, acc):
 
 @njit(cache=True, nogil=True)
 def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, flags, fstate,
-                       istate, bstate, out_step, out_idx, out_val, counters, synops):
+                       istate, bstate, sched, out_step, out_idx, out_val, counters, synops):
     """A dense layer fused with the neuron layer it alone drives: each input event's
     row is scattered straight into the neurons' input sums (no intermediate events).
 
@@ -128,13 +128,15 @@ def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, fl
     n_post = weight_t.shape[1]
     cap = out_step.shape[0]
     n_in = in_step.shape[0]
+    wake = istate[WAKE]
     pos = pos0
     n_out = 0
     k = k0
     ops = 0
     unit = all_ones(in_val, pos0)
-    while k < k1:
-        if n_out + n_post > cap:
+    while True:
+        k = next_busy_step(k, k1, in_step, pos, flags, sched, wake)
+        if k >= k1 or n_out + n_post > cap:
             break
         if pos < n_in and in_step[pos] == k:
             end = pos
@@ -146,10 +148,10 @@ def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, fl
             else:
                 pos = add_rows(pos, end, in_idx, in_val, weight_t, acc)
             # a dense layer touches every neuron
-            n_out = step_all(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
+            n_out = step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx,
                              out_val, n_out, counters)
         else:
-            n_out = step_candidates(k, 0, coef, flags, fstate, istate, bstate,
+            n_out = step_candidates(k, 0, coef, flags, fstate, istate, bstate, sched,
                                     out_step, out_idx, out_val, n_out, counters)
         k += 1
     synops[0] += ops

@@ -2,7 +2,10 @@
 
 Weights, biases and gains are drawn from a dyadic lattice (k/16), so sums of a
 step's inputs are exact in float64 whatever order they arrive in: any
-difference is then a real difference of semantics, not of rounding.
+difference is then a real difference of semantics, not of rounding. That
+holds while values stay well inside float64's 53 bits: a recurrent multi-spike
+layer can run away to 10^15 spikes a step, where sums round differently by
+order, so such cases are discarded.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def test_event_driven_equals_reference(case, profile):
     neurons = [la.name for la in graph.layers if la.kind in NEURON_KINDS]
     got = net.run(x, record=neurons)
     want = run_reference(graph, profile, x)
+    assume(all(np.all(np.abs(w) < 2.0**32) for w in want.values()))
     for name in [*neurons, "output"]:
         np.testing.assert_array_equal(got[name], want[name], err_msg=f"node {name}")
 

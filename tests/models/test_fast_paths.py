@@ -36,11 +36,13 @@ def _layer(rng: np.random.Generator, n: int, reset_code: int, rec_start: int):
     flags[kn.NO_CURRENT] = 1
     fstate = np.zeros((3, n))
     fstate[0] = rng.normal(0.2, 0.6, n)
-    istate = np.zeros((3, n), np.int64)
-    istate[0] = rng.integers(-1, 3, n)  # some neurons several steps behind
+    istate = np.zeros((kn.N_ISTATE, n), np.int64)
+    istate[kn.LAST] = rng.integers(-1, 3, n)  # some neurons several steps behind
+    istate[kn.WAKE] = -1
     bstate = np.zeros((2, n), np.uint8)
     bstate[1] = (coef[kn.BIAS] != 0) | (coef[kn.BIAS_REC] != 0) | (coef[kn.LEAK] != 0)
-    return coef, flags, fstate, istate, bstate
+    sched = np.zeros((2, kn.heap_capacity(n)), np.int64)
+    return coef, flags, fstate, istate, bstate, sched
 
 
 @pytest.mark.parametrize("reset_code",
@@ -54,14 +56,15 @@ def test_voltage_pass_equals_general_pass(reset_code: int, seed: int, rec_start:
     general = tuple(a.copy() for a in fast)
     general[1][kn.NO_CURRENT] = 0
     outs = []
-    for coef, flags, fstate, istate, bstate in (fast, general):
+    for coef, flags, fstate, istate, bstate, sched in (fast, general):
         out = (np.zeros(8 * n, np.int64), np.zeros(8 * n, np.int64), np.zeros(8 * n))
         counters = np.zeros(1, np.int64)
         n_out = 0
         drive = np.random.default_rng(seed + 1).normal(0.3, 0.8, (5, n))
         for k, step in zip((4, 5, 7, 8, 9), drive, strict=True):  # steps 6 missed
             fstate[2] = step
-            n_out = kn.step_all(k, coef, flags, fstate, istate, bstate, *out, n_out, counters)
+            n_out = kn.step_all(k, coef, flags, fstate, istate, bstate, sched, *out, n_out,
+                                counters)
         na = int(flags[kn.N_ACTIVE])
         outs.append((n_out, [o[:n_out] for o in out], fstate[:2], istate[0],
                      np.sort(istate[1, :na]), counters[0]))
