@@ -47,6 +47,7 @@ from .graph import (
     register_kind,
 )
 from .kernels.alif import advance_alif
+from .kernels.neuron import N_ACTIVE, N_FLAGS, N_HEAP, heap_capacity, next_wake
 from .profiles import (
     RESET_SUBTRACT,
     RESET_ZERO,
@@ -221,8 +222,10 @@ class ALIFStage(Stage):
         # neuron layer's (v, i) to a precision (models.weights), which leave ``a`` float64
         self.i = np.zeros(n)
         self.last = np.full(n, -1, dtype=np.int64)
-        self.active = np.zeros(n, dtype=np.int64)
-        self.n_active = np.zeros(1, dtype=np.int64)
+        self.due = np.zeros(n, dtype=np.int64)
+        self.flags = np.zeros(N_FLAGS, dtype=np.int64)  # due-list and heap sizes
+        self.wake = np.full(n, -1, dtype=np.int64)
+        self.sched = np.zeros((2, heap_capacity(n)), dtype=np.int64)
         self.acc = np.zeros(n)
         self.mark = np.zeros(n, dtype=np.uint8)
         self.cand = np.zeros(n, dtype=np.int64)
@@ -251,11 +254,27 @@ class ALIFStage(Stage):
         self.last[:] = -1
         self.counters[0] = 0
         always = np.flatnonzero(self.always)
-        self.active[: always.size] = always
-        self.n_active[0] = always.size
+        self.due[: always.size] = always
+        self.flags[N_ACTIVE] = always.size
+        self.wake[:] = -1
+        self.flags[N_HEAP] = 0
 
     def quiet(self) -> bool:
-        return int(self.n_active[0]) == 0  # no neuron can fire without input
+        """Nobody due at the next step (wake-ups scheduled later: ``next_wake``)."""
+        return int(self.flags[N_ACTIVE]) == 0
+
+    def next_wake(self) -> int | None:
+        w = int(next_wake(self.sched, self.flags, self.wake))
+        return None if w < 0 else w
+
+    def reschedule(self) -> None:
+        """After the state was changed from outside: every scheduled neuron becomes due."""
+        na = int(self.flags[N_ACTIVE])
+        due = np.union1d(self.due[:na], np.flatnonzero(self.wake >= 0))
+        self.due[: due.size] = due
+        self.flags[N_ACTIVE] = due.size
+        self.wake[:] = -1
+        self.flags[N_HEAP] = 0
 
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
         c = self.coef
@@ -271,8 +290,9 @@ class ALIFStage(Stage):
                 k, k1, inp.step, inp.idx, inp.val, pos, self.bias, self.bias_rec,
                 self.rec_start, c.rho, c.beta_adapt, c.adapt_jump, lif.beta, lif.gain_v,
                 lif.leak, lif.threshold, lif.v_reset, reset_code, lif.spike_at_threshold,
-                self.always, self.v, self.a, self.last, self.active, self.n_active, self.acc,
-                self.mark, self.cand, out.step, out.idx, out.val, self.counters,
+                self.always, self.v, self.a, self.last, self.due, self.flags, self.wake,
+                self.sched, self.acc, self.mark, self.cand, out.step, out.idx, out.val,
+                self.counters,
             )
             parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
             cap *= 2

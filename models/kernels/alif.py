@@ -4,17 +4,30 @@
     z = [v > θ] ;  reset v (zero: v_reset, subtract: v − θ) ;  a ← a + jump·z
 
 Same contract as ``neuron.advance_neurons``: only candidates (neurons with
-input this step, or in the active set) are updated; a neuron skipped for some
-steps is caught up by replaying zero-input steps until (v, a) stop changing,
-so the result is bit-for-bit the clock-driven one. With ``beta_a, jump ≥ 0``
-the threshold never falls below ``b0``, so a neuron whose v and leak target
-stay below ``b0`` cannot fire without input and leaves the active set.
+input this step, or woken up) are updated; a neuron skipped for some steps is
+caught up by replaying zero-input steps until (v, a) stop changing, so the
+result is bit-for-bit the clock-driven one. With ``beta_a, jump ≥ 0`` the
+threshold never falls below ``b0``, so a neuron whose v and leak target stay
+below ``b0`` cannot fire without input and is not due; one that can is
+scheduled at the step it fires (the same look-ahead and heap as
+``kernels.neuron``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from .neuron import (
+    LOOK_AHEAD,
+    N_ACTIVE,
+    N_FLAGS,
+    N_HEAP,
+    heap_capacity,
+    heap_pop,
+    heap_push,
+    next_busy_step,
+)
 
 RESET_ZERO = 0
 
@@ -23,8 +36,16 @@ RESET_ZERO = 0
 def _alif_update(j, x, v, a, rho, beta_a, jump, beta, gain_v, leak, b0, v_reset,
                  reset_code, at_threshold):
     """One step of ALIF neuron ``j`` with input ``x``; returns (v, a, spikes)."""
-    aa = rho[j] * a[j]
-    vv = beta[j] * v[j] + gain_v[j] * x + leak[j]
+    return _alif_step(j, x, v[j], a[j], rho, beta_a, jump, beta, gain_v, leak, b0, v_reset,
+                      reset_code, at_threshold)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _alif_step(j, x, v_j, a_j, rho, beta_a, jump, beta, gain_v, leak, b0, v_reset,
+               reset_code, at_threshold):
+    """One step of ALIF neuron ``j`` from state (v_j, a_j); returns (v, a, spikes)."""
+    aa = rho[j] * a_j
+    vv = beta[j] * v_j + gain_v[j] * x + leak[j]
     th = b0[j] + beta_a[j] * aa
     count = 0.0
     if vv > th or (at_threshold and vv >= th):
@@ -34,15 +55,33 @@ def _alif_update(j, x, v, a, rho, beta_a, jump, beta, gain_v, leak, b0, v_reset,
     return vv, aa, count
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _alif_can_fire(j, vv, beta, leak, b0, always):
+    """Whether neuron j at v = vv could still fire without input (θ never falls below b0)."""
+    if always[j] != 0:
+        return True
+    bound = vv
+    if beta[j] < 1.0:
+        fixed = leak[j] / (1.0 - beta[j])
+        if fixed > bound:
+            bound = fixed
+    elif leak[j] > 0.0:
+        bound = np.inf
+    return bound * (1.0 + 1e-9) + 1e-300 >= b0[j] or bound >= b0[j]
+
+
 @njit(cache=True, nogil=True)
 def advance_alif(
     k0, k1, in_step, in_idx, in_val, pos0,
     bias, bias_rec, rec_start,
     rho, beta_a, jump, beta, gain_v, leak, b0, v_reset, reset_code, at_threshold, always,
-    v, a, last, active, n_active, acc, mark, cand,
+    v, a, last, due, flags, wake, sched, acc, mark, cand,
     out_step, out_idx, out_val, counters,
 ):
-    """Advance an ALIF layer over steps [k0, k1); see ``neuron.advance_neurons``.
+    """Advance an ALIF layer over steps [k0, k1); see ``neuron.advance_neurons``: the
+    due list (``flags[N_ACTIVE]`` entries of ``due``) and the wake-up heap ``sched``
+    (``flags[N_HEAP]`` entries; ``wake`` the valid step per neuron, −1 none) work the
+    same way, with the same look-ahead.
 
     Returns (n_out, step reached, input position reached); ``counters[0]`` +=
     neuron updates.
@@ -54,8 +93,9 @@ def advance_alif(
     n_out = 0
     updates = 0
     k = k0
-    while k < k1:
-        if n_out + n > cap:
+    while True:
+        k = next_busy_step(k, k1, in_step, pos, flags, sched, wake)
+        if k >= k1 or n_out + n > cap:
             break
         nt = 0
         while pos < n_in and in_step[pos] == k:
@@ -66,8 +106,52 @@ def advance_alif(
                 cand[nt] = j
                 nt += 1
             pos += 1
-        for q in range(n_active[0]):
-            j = active[q]
+        for q in range(flags[N_ACTIVE]):
+            j = due[q]
+            if mark[j] != 0:
+                continue
+            # look ahead: the first step this neuron fires at without input
+            vv = v[j]
+            aa = a[j]
+            end = k + LOOK_AHEAD
+            w = end  # not settled within the look-ahead: look again then
+            s = last[j] + 1
+            while s < end:
+                x = bias[j]
+                if s >= rec_start:
+                    x = x + bias_rec[j]
+                nv, na_, count = _alif_step(j, x, vv, aa, rho, beta_a, jump, beta, gain_v,
+                                            leak, b0, v_reset, reset_code, at_threshold)
+                updates += 1
+                if count > 0.0:
+                    w = s
+                    break
+                if nv == vv and na_ == aa:
+                    if s >= rec_start or bias_rec[j] == 0.0:
+                        w = -1  # settled
+                        break
+                    s = rec_start
+                    continue
+                if not _alif_can_fire(j, nv, beta, leak, b0, always):
+                    w = -1
+                    break
+                vv = nv
+                aa = na_
+                s += 1
+            if w > k:
+                heap_push(sched, flags, wake, w, j)
+            elif w >= 0:
+                mark[j] = 1
+                cand[nt] = j
+                nt += 1
+        flags[N_ACTIVE] = 0
+        while flags[N_HEAP] > 0 and sched[0, 0] <= k:
+            w = sched[0, 0]
+            j = sched[1, 0]
+            heap_pop(sched, flags)
+            if wake[j] != w:
+                continue
+            wake[j] = -1
             if mark[j] == 0:
                 mark[j] = 1
                 cand[nt] = j
@@ -76,6 +160,7 @@ def advance_alif(
         for c in range(nt):
             j = cand[c]
             mark[j] = 0
+            wake[j] = -1
             s = last[j] + 1
             while s < k:
                 x = bias[j]
@@ -85,7 +170,10 @@ def advance_alif(
                                          v_reset, reset_code, at_threshold)
                 updates += 1
                 if vv == v[j] and aa == a[j]:
-                    break
+                    if s >= rec_start or bias_rec[j] == 0.0:
+                        break
+                    s = rec_start  # fixed until the recurrent bias starts
+                    continue
                 v[j] = vv
                 a[j] = aa
                 s += 1
@@ -104,22 +192,10 @@ def advance_alif(
                 out_idx[n_out] = j
                 out_val[n_out] = count
                 n_out += 1
-            live = always[j] != 0
-            if not live:
-                bound = vv
-                bt = beta[j]
-                lk = leak[j]
-                if bt < 1.0:
-                    fixed = lk / (1.0 - bt)
-                    if fixed > bound:
-                        bound = fixed
-                elif lk > 0.0:
-                    bound = np.inf
-                live = bound * (1.0 + 1e-9) + 1e-300 >= b0[j] or bound >= b0[j]
-            if live:
-                active[na] = j
+            if _alif_can_fire(j, vv, beta, leak, b0, always):
+                due[na] = j
                 na += 1
-        n_active[0] = na
+        flags[N_ACTIVE] = na
         k += 1
     counters[0] += updates
     return n_out, k, pos
@@ -134,6 +210,8 @@ def warm_up() -> None:
         0, 3, np.array([0, 2], np.int64), np.array([0, 1], np.int64), np.array([2.0, 0.5]), 0,
         z, z, 0, f * 0.9, f, f * 0.1, f * 0.9, f, z, f, z, 0, False, np.zeros(n, np.uint8),
         np.zeros(n), np.zeros(n), np.full(n, -1, np.int64), np.zeros(n, np.int64),
-        np.zeros(1, np.int64), np.zeros(n), np.zeros(n, np.uint8), np.zeros(n, np.int64),
+        np.zeros(N_FLAGS, np.int64), np.full(n, -1, np.int64),
+        np.zeros((2, heap_capacity(n)), np.int64), np.zeros(n), np.zeros(n, np.uint8),
+        np.zeros(n, np.int64),
         np.empty(16, np.int64), np.empty(16, np.int64), np.empty(16), np.zeros(1, np.int64),
     )

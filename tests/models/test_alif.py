@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from spikegate.models import graph
 from spikegate.models.alif import ALIF, EXTENSION, alif_coefficients
+from spikegate.models.kernels import neuron as kn
 from spikegate.models.kernels.alif import advance_alif
 from spikegate.models.profiles import make_profile
 from spikegate.models.reference_alif import run_alif
@@ -38,8 +39,10 @@ def run_kernel(coeffs, n_steps: int, in_step, in_idx, in_val, *, chunk: int = 7)
     n = lif.beta.shape[0]
     v, a = np.zeros(n), np.zeros(n)
     last = np.full(n, -1, np.int64)
-    active = np.zeros(n, np.int64)
-    n_active = np.zeros(1, np.int64)
+    due = np.zeros(n, np.int64)
+    flags = np.zeros(kn.N_FLAGS, np.int64)
+    wake = np.full(n, -1, np.int64)
+    sched = np.zeros((2, kn.heap_capacity(n)), np.int64)
     acc, mark, cand = np.zeros(n), np.zeros(n, np.uint8), np.zeros(n, np.int64)
     raster = np.zeros((n_steps, n))
     counters = np.zeros(1, np.int64)
@@ -52,7 +55,7 @@ def run_kernel(coeffs, n_steps: int, in_step, in_idx, in_val, *, chunk: int = 7)
             k, min(k + chunk, n_steps), in_step, in_idx, in_val, pos, zeros, zeros, 0,
             coeffs.rho, coeffs.beta_adapt, coeffs.adapt_jump, lif.beta, lif.gain_v, lif.leak,
             lif.threshold, lif.v_reset, lif.reset_code, lif.spike_at_threshold, never,
-            v, a, last, active, n_active, acc, mark, cand, *out, counters)
+            v, a, last, due, flags, wake, sched, acc, mark, cand, *out, counters)
         raster[out[0][:n_out], out[1][:n_out]] += out[2][:n_out]
     return raster
 

@@ -84,3 +84,23 @@ def test_kicked_current_neuron_crosses_later_without_input() -> None:
     spikes = np.zeros((steps, 2))
     np.add.at(spikes, (result.steps, result.events["x"].astype(np.int64)), 1)
     np.testing.assert_array_equal(spikes, want)
+
+
+@pytest.mark.parametrize("profile", ["exact", "norse"])
+def test_adaptive_neuron_on_a_constant_drive_fires_on_schedule(profile: str) -> None:
+    from spikegate.models.alif import ALIF
+
+    alif = ALIF(tau_mem=np.full(2, 0.02), tau_adp=np.full(2, 0.2), r=np.ones(2),
+                v_leak=np.zeros(2), v_threshold=np.ones(2), beta=np.full(2, 1.5),
+                v_reset=np.zeros(2), adapt_jump=np.full(2, 0.1))
+    graph = from_nir(_graph(2.5, alif))
+    prof = make_profile(profile, dt_s=1e-3)
+    steps = 2000
+    want = run_reference(graph, prof, np.zeros((steps, 1)))["output"]
+    assert want[:, 0].sum() > 20
+    net = Network(graph, prof)
+    net.reset_state(t_origin_us=0)
+    result = net.step(np.zeros(0, EVENT_DTYPE), until_step=steps)
+    spikes = np.zeros((steps, 2))
+    np.add.at(spikes, (result.steps, result.events["x"].astype(np.int64)), 1)
+    np.testing.assert_array_equal(spikes, want)
