@@ -28,6 +28,8 @@ import ctypes
 import ctypes.util
 import importlib
 import struct
+import sys
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -816,8 +818,7 @@ class Aedat4Decoder:
         # output sized for 3-fold compression (grown by doubling, bounded by the data)
         comp = self._header.compression
         lz4 = comp in (Compression.LZ4, Compression.LZ4_HIGH)
-        out = np.empty(n // 16 + 1 if comp == Compression.NONE else n // 5 + 1024,
-                       dtype=EVENT_DTYPE)
+        out = _take_output(n // 16 + 1 if comp == Compression.NONE else n // 5 + 1024)
         k = 0
         table_at = self._end
         streams = self._header.streams
@@ -881,6 +882,47 @@ class Aedat4Decoder:
         if 2 * k < out.shape[0] - 1024:
             return out[:k].copy(), pos  # a mostly empty output is not kept alive by a view
         return out[:k], pos
+
+
+class _OutputPool(threading.local):
+    """Each thread's recent output buffers, handed out again once no array refers to them."""
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray] = []
+
+
+_POOL = _OutputPool()
+_POOL_BUFFERS = 3
+_POOL_MAX_BYTES = 4 << 20
+
+
+def _references(buffers: list[np.ndarray], i: int) -> int:
+    """References to ``buffers[i]`` (the list's, this call's argument, and any other)."""
+    return sys.getrefcount(buffers[i])
+
+
+_FREE_REFERENCES = _references([np.empty(1, dtype=EVENT_DTYPE)], 0)
+"""What ``_references`` reports for a buffer only the pool holds (measured, not assumed)."""
+
+
+def _take_output(n_events: int) -> np.ndarray:
+    """An uninitialised ``EVENT_DTYPE`` buffer of at least ``n_events``.
+
+    A pooled buffer is reused only when nothing else refers to it: every array
+    handed out (and any view of it) keeps its buffer referenced, so a chunk the
+    consumer still holds is never overwritten. Reuse spares the page faults of
+    fresh multi-MiB allocations, which the allocator often returns to the system.
+    """
+    buffers = _POOL.buffers
+    for i in range(len(buffers)):
+        if buffers[i].shape[0] >= n_events and _references(buffers, i) <= _FREE_REFERENCES:
+            return buffers[i]
+    out = np.empty(n_events, dtype=EVENT_DTYPE)
+    if out.nbytes <= _POOL_MAX_BYTES:
+        if len(buffers) >= _POOL_BUFFERS:
+            del buffers[0]
+        buffers.append(out)
+    return out
 
 
 def _grown(out: np.ndarray, k: int, need: int) -> np.ndarray:

@@ -539,3 +539,26 @@ def test_unaligned_event_vector_decodes_the_same_on_both_paths(negative: bool) -
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(aedat4, "_decompress_lz4", refuse_python_lz4)
                 np.testing.assert_array_equal(read_bytes(b"".join(parts))[1], events)
+
+
+def test_pooled_outputs_never_overwrite_chunks_still_referenced(tmp_path: Path) -> None:
+    """Output buffers are reused only once nothing refers to them: chunks kept whole, kept
+    through a field view only, or dropped, all keep their events."""
+    events = random_events(20_000, seed=10)
+    path = tmp_path / "f.aedat4"
+    path.write_bytes(write_bytes(events, aedat4.Compression.LZ4, per_packet=300))
+    for _ in range(2):  # the second pass starts with buffers pooled by the first
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
+        n = 0
+        with open(path, "rb") as f:
+            _, chunks = iter_event_chunks(f, aedat4.FORMAT, "f.aedat4", 8192)
+            for i, chunk in enumerate(chunks):
+                if i % 3 == 0:
+                    kept.append((chunk, chunk.copy()))
+                elif i % 3 == 1:
+                    kept.append((chunk["t"], chunk["t"].copy()))
+                np.testing.assert_array_equal(chunk, events[n:n + len(chunk)])
+                n += len(chunk)
+        assert n == len(events) and len(kept) > 10
+        for held, copy in kept:
+            np.testing.assert_array_equal(held, copy)
