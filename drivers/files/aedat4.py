@@ -880,7 +880,7 @@ class Aedat4Decoder:
                 k += m
             pos = end
         if 2 * k < out.shape[0] - 1024:
-            return out[:k].copy(), pos  # a mostly empty output is not kept alive by a view
+            return _head_copy(out, k, k), pos  # a mostly empty output is not kept alive
         return out[:k], pos
 
 
@@ -927,9 +927,16 @@ def _take_output(n_events: int) -> np.ndarray:
 
 def _grown(out: np.ndarray, k: int, need: int) -> np.ndarray:
     """A larger output holding ``out[:k]`` (doubled, at least ``need`` events)."""
-    grown = np.empty(max(2 * out.shape[0], need), dtype=EVENT_DTYPE)
-    grown[:k] = out[:k]
-    return grown
+    return _head_copy(out, k, max(2 * out.shape[0], need))
+
+
+def _head_copy(events: np.ndarray, k: int, size: int) -> np.ndarray:
+    """A new ``size``-event array starting with ``events[:k]``, copied as bytes (numpy copies
+    a packed record array element by element, 30× slower)."""
+    copy = np.empty(size, dtype=EVENT_DTYPE)
+    nbytes = k * EVENT_DTYPE.itemsize
+    copy.view(np.uint8)[:nbytes] = events.view(np.uint8)[:nbytes]
+    return copy
 
 
 def encode_data_table(rows: list[tuple[int, int, int, int, int, int]]) -> bytes:
