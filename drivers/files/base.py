@@ -207,6 +207,9 @@ def concat_events(chunks: Iterator[np.ndarray] | list[np.ndarray]) -> np.ndarray
     parts = list(chunks)
     if not parts:
         return np.zeros(0, dtype=EVENT_DTYPE)
+    if all(p.dtype == EVENT_DTYPE and p.ndim == 1 and p.flags.c_contiguous for p in parts):
+        # joined as bytes: numpy copies packed records one by one (4× slower)
+        return np.concatenate([p.view(np.uint8) for p in parts]).view(EVENT_DTYPE)
     return np.concatenate(parts)
 
 
