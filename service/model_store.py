@@ -2,9 +2,14 @@
 
 An upload is streamed to a hidden temporary file in the models directory,
 counted against ``max_bytes`` as it arrives, then loaded with the core's graph
-loader (``spikegate.models.graph.load_graph``; ``nir.read`` when that is not
-available). Only a file that loads is renamed to its final name, with mode
-0600. Nothing in it is imported, unpickled or executed.
+loader (``spikegate.models.graph.load_graph``) in a separate, short-lived
+process with a memory and time limit: a file crafted to crash or exhaust the
+HDF5 library takes that process down, not the gateway. Only a file that
+loads is renamed to its final name, with mode 0600. Nothing in it is
+imported, unpickled or executed.
+
+Run as ``python -m spikegate.service.model_store PATH``: the check itself,
+printing one JSON line (``{"layers": n}`` or ``{"error": "..."}``).
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
+import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,15 +53,67 @@ def check_model_name(name: str) -> str:
     return name
 
 
+CHECK_TIMEOUT_S = 60.0
+"""Longest a model check may take before the upload is refused."""
+CHECK_MEMORY_BYTES = 4 << 30
+"""Address-space limit of the checking process."""
+
+
 def count_layers(path: Path) -> int:
     """Load ``path`` as the core would; the number of layers (nodes). Raises on anything bad."""
-    try:
-        from spikegate.models.graph import load_graph
-    except ImportError:  # the core's loader is not there yet: NIR's own reader
-        import nir
+    from spikegate.models.graph import load_graph
 
-        return len(nir.read(str(path)).nodes)
     return len(load_graph(path).layers)
+
+
+def _limit_memory() -> None:  # runs in the child, before the loader
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (CHECK_MEMORY_BYTES, CHECK_MEMORY_BYTES))
+
+
+async def check_model_file(path: Path) -> int:
+    """Load ``path`` in a separate process; its layer count, or ``ValueError`` saying why not."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "spikegate.service.model_store", str(path),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, preexec_fn=_limit_memory,
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ValueError(f"loading took longer than {CHECK_TIMEOUT_S:g} s") from None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    code = proc.returncode
+    try:
+        answer = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        answer = None
+    if isinstance(answer, dict) and isinstance(answer.get("layers"), int) and code == 0:
+        return int(answer["layers"])
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        raise ValueError(answer["error"])
+    if code is not None and code < 0:
+        raise ValueError(f"the loader crashed ({signal.Signals(-code).name})")
+    raise ValueError(f"the loader failed (exit status {code})")
+
+
+def _main(argv: list[str]) -> int:
+    """The check, in the child: one JSON line on stdout."""
+    try:
+        answer: dict[str, object] = {"layers": count_layers(Path(argv[1]))}
+    except MemoryError:
+        answer = {"error": f"loading needs more than {CHECK_MEMORY_BYTES >> 30} GiB"}
+    except Exception as exc:  # any failure to load means: refused, with its sentence
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        answer = {"error": text}
+    print(json.dumps(answer), flush=True)
+    return 0 if "layers" in answer else 1
 
 
 class ModelStore:
@@ -109,8 +169,8 @@ class ModelStore:
             if size == 0:
                 raise ModelRejectedError(f"model {name!r}: the upload is empty")
             try:
-                layers = await asyncio.to_thread(count_layers, part)
-            except Exception as exc:  # any failure to load means: refused
+                layers = await check_model_file(part)
+            except ValueError as exc:  # any failure to load means: refused
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 reason = reason.replace(str(part), name).replace(part.name, name)
                 raise ModelRejectedError(
@@ -126,3 +186,7 @@ class ModelStore:
             self.path_of(name).unlink()
         except FileNotFoundError:
             raise LookupError(f"no model named {name!r}") from None
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv))
