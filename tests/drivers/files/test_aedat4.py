@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import tempfile
 from pathlib import Path
 
 import lz4.frame
@@ -562,3 +563,23 @@ def test_pooled_outputs_never_overwrite_chunks_still_referenced(tmp_path: Path) 
         assert n == len(events) and len(kept) > 10
         for held, copy in kept:
             np.testing.assert_array_equal(held, copy)
+
+
+@settings(max_examples=40, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
+                      max_size=3),
+       chunk_bytes=st.sampled_from([512, 1 << 22]))
+def test_mapped_file_and_read_loop_agree_on_damaged_files(
+        flips: list[tuple[int, int]], chunk_bytes: int) -> None:
+    data = bytearray(imu_first_file(random_events(300, seed=11), aedat4.Compression.LZ4))
+    for where, mask in flips:
+        data[where % len(data)] ^= mask
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.aedat4"
+        path.write_bytes(bytes(data))
+        mapped = read_file_chunks(path, chunk_bytes)
+    read = read_memory_chunks(bytes(data), chunk_bytes)
+    if isinstance(read, str) or isinstance(mapped, str):
+        assert isinstance(read, str) == isinstance(mapped, str)
+    else:
+        np.testing.assert_array_equal(mapped, read)
