@@ -40,6 +40,7 @@ import lz4.frame as _lz4f  # the context API: create/decompress_chunk/reset
 import numpy as np
 import zstandard
 from llvmlite import binding as llvm_binding
+from numba import config as numba_config
 from numba import njit, types
 
 from ..errors import FormatError
@@ -467,7 +468,7 @@ _lz4_safe_using_dict = types.ExternalFunction(
     "LZ4_decompress_safe_usingDict",
     types.int32(types.voidptr, types.voidptr, types.int32, types.int32, types.voidptr,
                 types.int32))
-_FAST_LZ4 = _load_liblz4()
+_FAST_LZ4 = not getattr(numba_config, "DISABLE_JIT", False) and _load_liblz4()
 """True when the kernels can call liblz4 (else every LZ4 packet takes the Python path)."""
 
 _OUT_WORDS_DTYPE = np.dtype([("t", "<i8"), ("xy", "<u4"), ("p", "u1")])
@@ -477,12 +478,14 @@ _RUN_STOP = 0
 _RUN_GROW_OUT = 1
 _RUN_GROW_SCRATCH = 2
 _LZ4_MAGIC = 0x184D2204
-_XXH_P1 = 2654435761
-_XXH_P2 = 2246822519
-_XXH_P3 = 3266489917
-_XXH_P4 = 668265263
-_XXH_P5 = 374761393
-_MASK32 = 0xFFFFFFFF
+_XXH_P1 = np.uint64(2654435761)
+_XXH_P2 = np.uint64(2246822519)
+_XXH_P3 = np.uint64(3266489917)
+_XXH_P4 = np.uint64(668265263)
+_XXH_P5 = np.uint64(374761393)
+_MASK32 = np.uint64(0xFFFFFFFF)
+"""XXH32 in uint64: every product of two 32-bit values fits, so nothing overflows (the same
+with or without the JIT)."""
 
 
 @njit(cache=True, nogil=True)
@@ -499,29 +502,29 @@ def _i32_at(b, i):
 
 @njit(cache=True, nogil=True)
 def _rotl32(v, r):
-    return ((v << r) | (v >> (32 - r))) & _MASK32
+    return ((v << np.uint64(r)) | (v >> np.uint64(32 - r))) & _MASK32
 
 
 @njit(cache=True, nogil=True)
 def _xxh32_short(b, start, n):
     """XXH32 (seed 0) of ``b[start:start + n]`` for n < 16: the LZ4 frame header checksum."""
-    h = (_XXH_P5 + n) & _MASK32
+    h = (_XXH_P5 + np.uint64(n)) & _MASK32
     i = start
     stop = start + n
     while i + 4 <= stop:
-        h = (h + _u32_at(b, i) * _XXH_P3) & _MASK32
+        h = (h + np.uint64(_u32_at(b, i)) * _XXH_P3) & _MASK32
         h = (_rotl32(h, 17) * _XXH_P4) & _MASK32
         i += 4
     while i < stop:
-        h = (h + np.int64(b[i]) * _XXH_P5) & _MASK32
+        h = (h + np.uint64(b[i]) * _XXH_P5) & _MASK32
         h = (_rotl32(h, 11) * _XXH_P1) & _MASK32
         i += 1
-    h ^= h >> 15
+    h ^= h >> np.uint64(15)
     h = (h * _XXH_P2) & _MASK32
-    h ^= h >> 13
+    h ^= h >> np.uint64(13)
     h = (h * _XXH_P3) & _MASK32
-    h ^= h >> 16
-    return h
+    h ^= h >> np.uint64(16)
+    return np.int64(h)
 
 
 @njit(cache=True, nogil=True)
