@@ -20,6 +20,12 @@ and ``encode_evts_packet`` are the public pieces a live source reuses, and
 ``Aedat4Decoder(header, body_offset, where)`` decodes such a body from bytes
 in any split. ``Aedat4Writer`` (the recorder's format) writes one EVTS stream
 that we, the ``aedat`` package and dv-processing read back identically.
+
+Reading files, LZ4 packets of the plain kind dv writes take a fast path: one
+numba kernel per window walks the packets and decodes them through liblz4's
+block decoder (python-lz4's bundled copy, else the system's). Every other
+packet, and every error, goes through the Python path, which is the reference.
+Outputs come from a small per-thread pool of buffers no array refers to any more.
 """
 
 from __future__ import annotations
