@@ -34,6 +34,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0 torchvision==0.28.0
 	$(PY) -m pip install --quiet -e '.[dev,peers,bench]'
+	# Sinabs (peer of the sinabs profile) pins nir<=1.0.4 and its chip SDK (samna);
+	# its layers and NIR importer need neither, so it goes in without its pins.
+	$(PY) -m pip install --quiet --no-deps sinabs==3.1.3 pbr==7.1.3
 	touch $(STAMP)
 
 lint: $(STAMP)

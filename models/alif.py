@@ -187,10 +187,12 @@ def alif_coefficients(layer: Layer, profile: Profile) -> ALIFCoefficients:
             f"node {layer.name!r}: dt = {profile.dt_s:g} s exceeds tau_adp = "
             f"{float(p.tau_adp.min()):g} s; the Euler step is unstable"
         )
-    # the membrane is a LIF: reuse the profile's LIF coefficients
+    # the membrane is a LIF: reuse the profile's LIF coefficients (Sinabs' importer does
+    # not read this extension, so its LIF convention does not apply: exact exponentials)
     lif_params = LIFParams(tau=p.tau_mem, r=p.r, v_leak=p.v_leak, v_threshold=p.v_threshold,
                            v_reset=p.v_reset)
-    lif = neuron_coefficients(dataclasses.replace(layer, kind="lif", params=lif_params), profile)
+    lif = neuron_coefficients(dataclasses.replace(layer, kind="lif", params=lif_params),
+                              dataclasses.replace(profile, leaky_in_steps=False))
     tau_adp = np.asarray(p.tau_adp, dtype=np.float64).reshape(-1)
     if profile.integration == "exact":
         rho = np.exp(-profile.dt_s / tau_adp)

@@ -15,9 +15,14 @@ them differently; a model is loaded with one explicit ``Profile``:
   z = [x > θ]. The two differ in one rule: Norse (through nirtorch) skips a
   recurrent edge at step 0, so that edge's bias is first added at step 1;
   snnTorch adds it from step 0.
-- ``sinabs``: IF is Sinabs' integrate-and-fire: several spikes per step
-  (⌊v/θ⌋ when v ≥ θ), subtractive reset, lower bound v ≥ −θ. Other neurons use
-  the exact exponentials of ``exact``.
+- ``sinabs``: what Sinabs' NIR importer builds. IF is Sinabs' integrate-and-
+  fire: several spikes per step (⌊v/θ⌋ when v ≥ θ), subtractive reset, lower
+  bound v ≥ −θ. LIF and LI are Sinabs' leaky layers as imported from NIR
+  (``LIFSqueeze`` / ``ExpLeakSqueeze``, ``norm_input=False``): τ counts time
+  steps, as Sinabs exports it (β = e^(−1/τ), whatever dt), the input is added
+  as is (v ← β·v + x), LIF spikes like IF (⌊v/θ⌋, subtract) with no lower
+  bound; Sinabs has no v_leak there and ignores r, so a graph with v_leak ≠ 0
+  or r ≠ 1 is refused. Other neurons use the exact exponentials of ``exact``.
 - ``exact``: the ODEs integrated exactly over each step (exact exponentials,
   and for CubaLIF the exact synapse → membrane propagator), the input of a
   step held constant through it (a count of 1 is an input current of 1 for
@@ -65,6 +70,7 @@ class Profile:
     reset: str  # a key of RESET_CODES
     recurrent_bias_first_step: bool  # is a recurrent edge's bias added at step 0?
     if_multi_spike: bool = False  # Sinabs: IF emits ⌊v/θ⌋ spikes, subtract reset, v ≥ −θ
+    leaky_in_steps: bool = False  # Sinabs: LIF/LI τ in steps, v ← e^(−1/τ)·v + x, LIF multi-spike
     spike_at_threshold: bool = False  # z = [v ≥ θ] instead of [v > θ]
 
     @property
@@ -81,7 +87,7 @@ _DEFAULTS: dict[str, Profile] = {
     "snntorch": Profile("snntorch", 1e-3, "euler", "zero", True),
     "norse": Profile("norse", 1e-3, "euler", "zero", False),
     "sinabs": Profile("sinabs", 1e-3, "exact", "zero", True, if_multi_spike=True,
-                      spike_at_threshold=True),
+                      spike_at_threshold=True, leaky_in_steps=True),
 }
 PROFILE_NAMES: tuple[str, ...] = tuple(_DEFAULTS)
 
@@ -173,6 +179,22 @@ def neuron_coefficients(layer: Layer, profile: Profile) -> NeuronCoefficients:
                 v_min = -threshold
         else:
             spiking = False
+    elif kind in ("li", "lif") and profile.leaky_in_steps:
+        tau = flat(p.tau)
+        for field, value, want in (("v_leak", flat(p.v_leak), 0.0), ("r", flat(p.r), 1.0)):
+            if np.any(value != want):
+                raise GraphError(
+                    f"node {layer.name!r}: the {profile.name} profile reads {kind.upper()} as "
+                    f"Sinabs does, which has no {field} (it must be {want:g} everywhere)")
+        if not (tau > 0).all():
+            raise GraphError(f"node {layer.name!r}: tau must be > 0 (time steps)")
+        beta, gain_v, leak = np.exp(-1.0 / tau), ones, zeros
+        if kind == "lif":
+            threshold, v_reset = flat(p.v_threshold), zeros
+            multi = True
+            reset_code = RESET_SUBTRACT
+        else:
+            spiking = False
     elif kind in ("li", "lif"):
         tau = flat(p.tau)
         if exact:
@@ -217,7 +239,7 @@ def neuron_coefficients(layer: Layer, profile: Profile) -> NeuronCoefficients:
     else:
         raise GraphError(f"node {layer.name!r}: kind {kind!r} is not a neuron")
     if multi and not (threshold > 0).all():
-        raise GraphError(f"node {layer.name!r}: a multi-spike IF needs v_threshold > 0")
+        raise GraphError(f"node {layer.name!r}: a multi-spike neuron needs v_threshold > 0")
     named = {"alpha": alpha, "gain_syn": gain_syn, "beta": beta, "gain_v_old": gain_v_old,
              "gain_v": gain_v, "gain_x": gain_x, "leak": leak, "threshold": threshold,
              "v_reset": v_reset, "v_min": v_min}
