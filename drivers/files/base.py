@@ -103,12 +103,12 @@ def iter_event_chunks(
     header = fmt.read_header(f, where)
     decoder = fmt.decoder(header, where)
 
-    mapped = _map_file(f) if getattr(fmt, "maps_file", False) else None
-    if mapped is not None:
-        return header, _mapped_chunks(mapped, fmt, decoder, header.data_offset, where,
-                                      chunk_bytes)
-
     def chunks() -> Iterator[np.ndarray]:
+        mapped = _map_file(f) if getattr(fmt, "maps_file", False) else None
+        if mapped is not None:  # mapped when the first chunk is asked for, not before
+            yield from _mapped_chunks(mapped, fmt, decoder, header.data_offset, where,
+                                      chunk_bytes)
+            return
         f.seek(header.data_offset)
         offset = header.data_offset
         carry = b""
