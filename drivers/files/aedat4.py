@@ -457,14 +457,20 @@ def _load_liblz4() -> bool:
         candidates.append(system)
     for path in candidates:
         try:
-            lib = ctypes.CDLL(path)
-            if not all(hasattr(lib, name) for name in _LZ4_SYMBOLS):
-                continue
-            llvm_binding.load_library_permanently(path)
-        except (OSError, RuntimeError):
+            lib = ctypes.CDLL(path)  # RTLD_LOCAL: no symbol is made global for other libraries
+            addresses = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+                         for name in _LZ4_SYMBOLS]
+        except (OSError, AttributeError):
             continue
+        for name, address in zip(_LZ4_SYMBOLS, addresses, strict=True):
+            llvm_binding.add_symbol(name, address)
+        _LIBLZ4.append(lib)
         return True
     return False
+
+
+_LIBLZ4: list[ctypes.CDLL] = []
+"""The library the kernels call (kept referenced)."""
 
 
 _LZ4_SYMBOLS = ("LZ4_decompress_safe", "LZ4_decompress_safe_usingDict")
