@@ -24,13 +24,16 @@ websocket sink done (frames in the clients' buffers).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import multiprocessing as mp
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
@@ -48,13 +51,17 @@ from spikegate.service.config import (
     Settings,
     WebSocketSinkConfig,
 )
+from spikegate.service.pipeline import Pipeline
 from spikegate.service.sinks import WebSocketSink
 from spikegate.service.stats import LatencyWindow
+from spikegate.service.subscribers import WebSocketClient
 
 RATE_EV_S = 1_000_000
 WINDOW_S = 2.0
 SETTLE_S = 0.5
 SLOW_SLEEP_S = 0.02
+RAW_CLIENT = True
+"""Latency clients: ``_RawClient`` (stamps in ``data_received``), or aiohttp's client."""
 
 
 class ReplaySource:
@@ -131,7 +138,101 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, slow: bool, start: float
     return got
 
 
-async def _run(urls: list[str], slow_index: int | None, conn: Connection) -> None:
+class _RawClient(asyncio.Protocol):
+    """A websocket reader that stamps each binary frame when its last byte reaches the
+    process (``data_received``): no per-message task wake-up or message object, so ten
+    of them on one loop add little to what they measure. Server frames are unmasked."""
+
+    def __init__(self, key: bytes, start: float, end: float) -> None:
+        self.key = key
+        self.start, self.end = start, end
+        self.buf = bytearray()
+        self.upgraded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.got: dict[str, Any] = {"bytes": 0, "events": 0, "messages": 0, "missed": 0,
+                                    "slow": False}
+        self.latencies: list[float] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        arrived_ns = time.monotonic_ns()
+        buf = self.buf
+        buf += data
+        if not self.upgraded.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
+            if b" 101 " not in status + b" ":
+                self.upgraded.set_exception(ConnectionError(status.decode(errors="replace")))
+                return
+            del buf[:end + 4]
+            self.upgraded.set_result(None)
+        inside = self.start <= arrived_ns / 1e9 < self.end
+        pos = 0
+        while len(buf) - pos >= 2:
+            opcode, n = buf[pos] & 0x0F, buf[pos + 1] & 0x7F
+            head = 2
+            if n == 126:
+                if len(buf) - pos < 4:
+                    break
+                n, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif n == 127:
+                if len(buf) - pos < 10:
+                    break
+                n, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if len(buf) - pos < head + n:
+                break
+            if opcode == 0x2 and inside and n >= HEADER.size:
+                _, _, _, _, count, missed, _, _, ingress_ns = HEADER.unpack_from(buf, pos + head)
+                got = self.got
+                got["bytes"] += n
+                got["events"] += count
+                got["messages"] += 1
+                got["missed"] += missed
+                if ingress_ns:
+                    self.latencies.append((arrived_ns - ingress_ns) / 1000.0)
+            pos += head + n
+        del buf[:pos]
+
+
+async def _run_raw(urls: list[str], conn: Connection) -> None:
+    """The latency runs' clients: ``_RawClient`` on each url, results as ``_receive``'s."""
+    loop = asyncio.get_running_loop()
+    clients = []
+    for url in urls:
+        parts = urlsplit(url)
+        key = base64.b64encode(os.urandom(16))
+        client = _RawClient(key, float("inf"), 0.0)  # the window is set once all are up
+        await loop.create_connection(lambda c=client: c, parts.hostname, parts.port)
+        assert client.transport is not None
+        client.transport.write(
+            f"GET {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+            f"{key.decode()}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        clients.append(client)
+    await asyncio.gather(*(c.upgraded for c in clients))
+    start = time.monotonic() + SETTLE_S
+    end = start + WINDOW_S
+    for c in clients:
+        c.start, c.end = start, end
+    conn.send("connected")
+    await asyncio.sleep(max(end - time.monotonic(), 0.0) + 0.05)
+    results = []
+    for c in clients:
+        assert c.transport is not None
+        c.transport.close()
+        results.append({**c.got, "latencies_us": c.latencies})
+    conn.send(results)
+
+
+async def _run(urls: list[str], slow_index: int | None, conn: Connection,
+               raw: bool = False) -> None:
+    if raw:
+        await _run_raw(urls, conn)
+        return
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = await asyncio.gather(*(session.ws_connect(url, max_msg_size=0, compress=0)
                                          for url in urls))
@@ -148,19 +249,20 @@ def client_process(conn: Connection) -> None:
     """The clients' side: one run per (urls, slow index) received, until None."""
     _install_uvloop()
     while (job := conn.recv()) is not None:
-        asyncio.run(_run(*job, conn))
+        urls, slow_index, raw = job
+        asyncio.run(_run(urls, slow_index, conn, raw))
 
 
 # --- the server side ----------------------------------------------------------------------
 
 async def measure(app: web.Application, conn: Connection, urls: list[str],
-                  slow_index: int | None) -> dict[str, Any]:
+                  slow_index: int | None, raw: bool = False) -> dict[str, Any]:
     """One run: the client process connects ``urls``; both sides count over the window."""
     pipeline = app[GATEWAY].pipelines["demo"]
     deadline = time.monotonic() + 3.0
     while pipeline.queue.qsize() > 1 and time.monotonic() < deadline:
         await asyncio.sleep(0.05)  # what the previous run left queued drains first
-    conn.send((urls, slow_index))
+    conn.send((urls, slow_index, raw))
     connected = await asyncio.to_thread(conn.recv)
     assert connected == "connected", connected
     await asyncio.sleep(SETTLE_S)
@@ -255,7 +357,8 @@ def throughput_table(rows: list[tuple[int, dict[str, Any], dict[str, Any] | None
                   f"{s['core_ev_s']:>11,.0f} {s['queue_drop_ev']:>11,} {ratio:>14}")
 
 
-async def main(latency_only: bool = False) -> None:
+async def main(latency_only: bool = False, packets_us: tuple[int, ...] = (5_000, 1_000)
+               ) -> None:
     ctx = mp.get_context("spawn")
     conn, child = ctx.Pipe()
     proc = ctx.Process(target=client_process, args=(child,), daemon=True)
@@ -264,13 +367,13 @@ async def main(latency_only: bool = False) -> None:
           f"the slow client sleeps {SLOW_SLEEP_S * 1000:.0f} ms after each message")
     latency_rows = []
     try:
-        for packet_us in (5_000, 1_000):
+        for packet_us in packets_us:
             async with serve(packet_us) as (app, base):
                 events_url = f"{base}/ws/events?source=demo&max_rate=10000000"
                 outputs_url = f"{base}/ws/outputs?pipeline=demo&format=binary"
                 for label, url in (("/ws/outputs (through the core)", outputs_url),
                                    ("/ws/events (source tap)", events_url)):
-                    result = await measure(app, conn, [url] * 10, None)
+                    result = await measure(app, conn, [url] * 10, None, RAW_CLIENT)
                     latency_rows.append((label, packet_us, *latency(result),
                                          result["core_ev_s"], result["stages"]))
                 if packet_us == 5_000 and not latency_only:
@@ -303,5 +406,12 @@ if __name__ == "__main__":
     t_start = time.monotonic()
     if "--hub" in sys.argv[1:]:  # the websocket sink behind the hub, as before: for comparison
         WebSocketSink.direct = False
-    asyncio.run(main(latency_only="--latency" in sys.argv[1:]))
+    if "--baseline" in sys.argv[1:]:  # the latency work switched off, for old/new pairs
+        Pipeline.inline_events = 0
+        WebSocketClient.write_direct = False
+    if "--aiohttp-client" in sys.argv[1:]:  # latency read through aiohttp's client, as before
+        RAW_CLIENT = False
+    only_1ms = "--1ms" in sys.argv[1:]
+    asyncio.run(main(latency_only="--latency" in sys.argv[1:] or only_1ms,
+                     packets_us=(1_000,) if only_1ms else (5_000, 1_000)))
     print(f"\n({time.monotonic() - t_start:.0f} s)", file=sys.stderr)

@@ -2,9 +2,13 @@
 
 - The source task awaits ``queue.put(packet)``; the queue's policy decides
   what a full queue does (block = backpressure, or a counted drop).
-- The core task runs ``network.step`` in a one-worker executor: the network's
-  state belongs to that thread, and the ``nogil`` kernels leave the event
-  loop free. Sequence gaps per source are counted.
+- The core task runs ``network.step`` in a one-worker executor, so the
+  ``nogil`` kernels leave the event loop free; a small call (at most
+  ``inline_events`` events, whose measured cost is within ``INLINE_BUDGET_S``)
+  runs on the loop itself, as a thread hand-off would cost more than the call.
+  One lock keeps every use of the network's state (calls, live allocation
+  changes) one at a time, whichever thread it runs in. Sequence gaps per
+  source are counted.
 - Between queue and core, the ``Allocator`` (service/allocation.py) applies
   the resource-allocation knobs (ROI, rate budgets, latency budget with load
   shedding); what it takes out is counted as shed, per reason. Under a latency
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +59,12 @@ log = logging.getLogger("spikegate.pipeline")
 
 COALESCE_EVENTS = 65_536
 """Most events one core call takes from packets that wait (no latency budget set)."""
+INLINE_EVENTS = 4096
+"""A core call of at most this many events may run on the event loop (see ``INLINE_BUDGET_S``)."""
+INLINE_BUDGET_S = 500e-6
+"""... when the core's cost model puts it at most this long: an executor round trip costs
+~0.2 ms of latency, more than a 1 000-event call itself; anything longer would hold up the
+loop, so it goes to the core thread."""
 
 
 class Source(Protocol):
@@ -97,6 +108,9 @@ class CoreCounters:
 class Pipeline:
     """One source, one network, one decoder, many sinks."""
 
+    inline_events = INLINE_EVENTS
+    """Most events of a core call run on the event loop (0: every call in the core thread)."""
+
     def __init__(self, name: str, source: Source, core: Core, decoder: Decoder,
                  sinks: list[Sink], queue_size: int = 64,
                  queue_policy: FullPolicy | str = FullPolicy.DROP_OLDEST,
@@ -109,6 +123,9 @@ class Pipeline:
         self.queue: BoundedQueue[EventPacket] = BoundedQueue(queue_size, queue_policy, weigh=len)
         self.hub: BoundedQueue[OutputPacket] = BoundedQueue(hub_size, FullPolicy.DROP_OLDEST)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"core:{name}")
+        self._core_lock = threading.Lock()
+        """Held by whatever uses the network's state: a core call, an allocation change."""
+        self.inline_calls = 0
         self.counters = CoreCounters()
         self.source_rate = RateMeter()
         self.core_latency = LatencyWindow()
@@ -130,7 +147,8 @@ class Pipeline:
 
     async def warm_up(self) -> None:
         """Compile kernels in the core thread, before any event arrives."""
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.core.warm_up)
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, self._with_core, self.core.warm_up)
 
     async def start(self) -> None:
         if self.state == "running":
@@ -182,6 +200,22 @@ class Pipeline:
             finally:
                 for _ in batch:
                     self.queue.task_done()
+
+    def _with_core(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self._core_lock:
+            return fn(*args)
+
+    async def _call_core(self, loop: asyncio.AbstractEventLoop, n_events: int,
+                         fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on the loop when a call of ``n_events`` is cheap, else in the core
+        thread; either way under the core lock."""
+        if n_events <= self.inline_events:
+            per_call, per_event = self.allocator.cost_model()
+            if per_call + n_events * per_event <= INLINE_BUDGET_S:
+                self.inline_calls += 1
+                with self._core_lock:
+                    return fn(*args)
+        return await loop.run_in_executor(self.executor, self._with_core, fn, *args)
 
     def _admit_and_step(self, batch: list[EventPacket], limit: int | None
                         ) -> tuple[Any, float, np.ndarray, np.ndarray | None]:
@@ -235,8 +269,10 @@ class Pipeline:
             c.expected_seq[packet.source] = packet.seq + 1
         last = batch[-1]
         try:
-            result, core_s, events, rest = await loop.run_in_executor(
-                self.executor, self._admit_and_step, batch, limit)
+            n_in = sum(len(p) for p in batch)
+            result, core_s, events, rest = await self._call_core(
+                loop, n_in if limit is None else min(n_in, limit),
+                self._admit_and_step, batch, limit)
             c.packets += len(batch)
             while True:
                 c.kernel_s += core_s
@@ -261,8 +297,9 @@ class Pipeline:
                     self.hub.put_nowait(out)
                 if rest is None:
                     break
-                result, core_s, events, rest = await loop.run_in_executor(
-                    self.executor, self._step_chunk, rest, limit)
+                result, core_s, events, rest = await self._call_core(
+                    loop, int(rest.shape[0]) if limit is None else min(int(rest.shape[0]), limit),
+                    self._step_chunk, rest, limit)
         except Exception as exc:  # a bad packet is counted and skipped
             c.errors += 1
             c.last_error = f"packet {last.seq}: {type(exc).__name__}: {exc}"
@@ -368,9 +405,9 @@ class Pipeline:
                 self.energy.energies = cfg.energy.op_energies()
 
         try:
-            self.executor.submit(apply)
+            self.executor.submit(self._with_core, apply)
         except RuntimeError:  # the executor is shut down (a closed pipeline): apply here
-            apply()
+            self._with_core(apply)
 
     def _check_interval(self, value: float) -> None:
         if not hasattr(getattr(self.decoder, "memory", None), "command_interval_us"):

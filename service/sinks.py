@@ -130,9 +130,11 @@ class WebSocketSink(Sink):
         self.clients: set[WebSocketClient] = set()
         self.client_drops = 0
 
-    def subscribe(self, ws: web.WebSocketResponse, format: str = "json") -> WebSocketClient:
-        """A new client getting outputs as JSON text or binary spike frames (+ JSON commands)."""
-        client = WebSocketClient(ws, self.client_buffer, format)
+    def subscribe(self, ws: web.WebSocketResponse, format: str = "json",
+                  transport: asyncio.BaseTransport | None = None) -> WebSocketClient:
+        """A new client getting outputs as JSON text or binary spike frames (+ JSON commands);
+        ``transport``: the request's, for direct writes (``WebSocketClient``)."""
+        client = WebSocketClient(ws, self.client_buffer, format, transport)
         self.clients.add(client)
         return client
 

@@ -1,11 +1,15 @@
 """Websocket subscribers: one bounded buffer and one send task per client.
 
 A producer (the websocket sink, the source tap, the ingest handler) only ever
-``offer``s a message, which never waits: a full buffer drops its oldest
-message. The client's own send task awaits the socket, so a slow client
-stalls nobody but itself. What it missed is told in the next message it gets:
-the ``missed`` field of a binary frame's header, or ``"missed": N`` in a JSON
-object (N = messages lost since the previous one it received).
+``offer``s a message, which never waits. When the client's buffer is empty and
+its socket's transport holds nothing unsent, the message is written to the
+transport at once, as one websocket frame (no task wake-up per message: the
+kernel's socket buffer takes it). Otherwise it goes to the bounded buffer,
+where a full buffer drops its oldest message, and the client's own send task
+awaits the socket, so a slow client stalls nobody but itself. What it missed
+is told in the next message it gets: the ``missed`` field of a binary frame's
+header, or ``"missed": N`` in a JSON object (N = messages lost since the
+previous one it received).
 
 ``EventsSubscriber`` also thins the events it is offered down to its
 ``max_rate_ev_s`` (every k-th event of a packet, flagged ``DECIMATED``) and
@@ -14,11 +18,13 @@ halves that rate while its buffer is more than half full.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from aiohttp import web
@@ -41,6 +47,23 @@ TOTAL_FRAMES_S = 4_000.0
 """... in at most this many frames/s (sends cost more than bytes): an equal share each."""
 
 
+_WS_LEN7 = struct.Struct("!BB")
+_WS_LEN16 = struct.Struct("!BBH")
+_WS_LEN64 = struct.Struct("!BBQ")
+WS_TEXT = 0x1
+WS_BINARY = 0x2
+
+
+def ws_frame_header(opcode: int, n_bytes: int) -> bytes:
+    """RFC 6455 header of one final, unmasked (server → client) frame of ``n_bytes``."""
+    first = 0x80 | opcode
+    if n_bytes < 126:
+        return _WS_LEN7.pack(first, n_bytes)
+    if n_bytes < 65536:
+        return _WS_LEN16.pack(first, 126, n_bytes)
+    return _WS_LEN64.pack(first, 127, n_bytes)
+
+
 def tell_missed(message: Message, missed: int) -> Message:
     """``message`` carrying ``missed``: in a frame's header, or as a key of a JSON object."""
     if isinstance(message, bytes):
@@ -50,10 +73,17 @@ def tell_missed(message: Message, missed: int) -> Message:
 
 
 class WebSocketClient:
-    """One subscriber: its own bounded buffer (drop-oldest) and send task."""
+    """One subscriber: its own bounded buffer (drop-oldest) and send task.
+
+    ``transport`` (the request's, optional; the socket must not compress)
+    lets ``offer`` write a message straight to the socket while nothing waits.
+    """
+
+    write_direct = True
+    """Whether ``offer`` writes to an idle transport itself (False: always the send task)."""
 
     def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
-                 format: str = "json") -> None:
+                 format: str = "json", transport: asyncio.BaseTransport | None = None) -> None:
         if format not in OUTPUT_FORMATS:
             raise ValueError(f"format must be one of {', '.join(OUTPUT_FORMATS)}, not {format!r}")
         self.ws = ws
@@ -61,7 +91,12 @@ class WebSocketClient:
         self.buffer: BoundedQueue[Message] = BoundedQueue(buffer_size, FullPolicy.DROP_OLDEST)
         self.sent = 0
         self.sent_bytes = 0
+        self.sent_direct = 0
         self._told = 0
+        # uvloop's transports are not asyncio.WriteTransport subclasses: by what they do
+        self.transport = cast(asyncio.WriteTransport, transport) if all(
+            hasattr(transport, m) for m in ("write", "get_write_buffer_size", "is_closing")
+        ) else None
 
     @property
     def missed(self) -> int:
@@ -72,7 +107,29 @@ class WebSocketClient:
         """Queue ``message`` without waiting; False when that dropped an older one."""
         if isinstance(message, dict):
             message = json.dumps(message, separators=(",", ":"))
+        transport = self.transport
+        if transport is not None and self.buffer.empty() and self._write_now(transport, message):
+            return True
         return self.buffer.put_nowait(message)
+
+    def _write_now(self, transport: asyncio.WriteTransport, message: Message) -> bool:
+        """Write ``message`` as one frame if ``transport`` is idle; False: it was not."""
+        if not self.write_direct or self.ws.closed or transport.is_closing() \
+                or transport.get_write_buffer_size():
+            return False
+        missed = self.buffer.dropped - self._told
+        if missed:
+            self._told = self.buffer.dropped
+            message = tell_missed(message, missed)
+        if isinstance(message, bytes):
+            data, opcode = message, WS_BINARY
+        else:
+            data, opcode = message.encode(), WS_TEXT
+        transport.write(ws_frame_header(opcode, len(data)) + data)
+        self.sent += 1
+        self.sent_direct += 1
+        self.sent_bytes += len(data)
+        return True
 
     async def send_loop(self) -> None:
         """Send what is buffered until the socket closes (run as this client's task)."""
@@ -128,8 +185,9 @@ class EventsSubscriber(WebSocketClient):
 
     def __init__(self, ws: web.WebSocketResponse, buffer_size: int = 64,
                  max_rate_ev_s: float = 200_000.0,
-                 peers: Callable[[], int] | None = None) -> None:
-        super().__init__(ws, buffer_size, "binary")
+                 peers: Callable[[], int] | None = None,
+                 transport: asyncio.BaseTransport | None = None) -> None:
+        super().__init__(ws, buffer_size, "binary", transport)
         if not max_rate_ev_s > 0:
             raise ValueError(f"max_rate must be positive, not {max_rate_ev_s}")
         self.max_rate_ev_s = max_rate_ev_s

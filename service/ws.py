@@ -109,7 +109,7 @@ async def ws_outputs(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, compress=False,
                                max_msg_size=CONTROL_MSG_BYTES)
     await _prepared(request, ws)
-    client = sink.subscribe(ws, format)
+    client = sink.subscribe(ws, format, request.transport)
     try:
         await _serve(ws, client)
     finally:
@@ -140,7 +140,8 @@ async def ws_events(request: web.Request) -> web.WebSocketResponse:
                                max_msg_size=CONTROL_MSG_BYTES)
     await _prepared(request, ws)
     taps = pipeline.taps
-    client = EventsSubscriber(ws, EVENTS_CLIENT_BUFFER, rate, peers=lambda: len(taps))
+    client = EventsSubscriber(ws, EVENTS_CLIENT_BUFFER, rate, peers=lambda: len(taps),
+                              transport=request.transport)
     client.offer({"type": "hello", "source": pipeline.source.name,
                   "pipeline": pipeline.name, "geometry": list(pipeline.source.geometry),
                   "max_rate": rate})

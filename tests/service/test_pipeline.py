@@ -121,3 +121,55 @@ async def test_a_bad_packet_is_counted_and_the_core_goes_on() -> None:
     await p.close()
     assert p.counters.errors == 1 and "thirteen" in (p.counters.last_error or "")
     assert p.counters.events == 12 and p.counters.events_failed == 13  # counted, not lost
+
+
+class ThreadNoting(TrackerNetwork):
+    """Notes the thread of every call: the loop's or the core thread's."""
+
+    def __init__(self) -> None:
+        super().__init__(GEOM, n_x=3, n_y=3)
+        self.threads: list[str] = []
+
+    def step(self, events):  # type: ignore[no-untyped-def]
+        import threading
+
+        self.threads.append(threading.current_thread().name)
+        return super().step(events)
+
+
+async def test_small_core_calls_run_on_the_loop_and_big_ones_in_the_core_thread() -> None:
+    import threading
+
+    sizes = [20, 20, 300, 20, 300]
+    packets = [make_packet(n, seq=s, t0_us=s * 10_000) for s, n in enumerate(sizes)]
+    net = ThreadNoting()
+    p = Pipeline("p", ListSource(packets, pause_s=0.02), net, TrackerDecoder(9, net.decode), [])
+    p.inline_events = 100
+    await p.start()
+    await eventually(lambda: p.counters.packets == 5)
+    await p.close()
+    loop_thread = threading.current_thread().name
+    assert p.counters.outputs == 5 and p.inline_calls == 3
+    assert [t == loop_thread for t in net.threads] == [n <= 100 for n in sizes]
+    assert all(t.startswith("core:p") for t in net.threads if t != loop_thread)
+
+
+async def test_inline_off_runs_every_call_in_the_core_thread() -> None:
+    packets = [make_packet(20, seq=s, t0_us=s * 1000) for s in range(5)]
+    net = ThreadNoting()
+    p = Pipeline("p", ListSource(packets, pause_s=0.005), net, TrackerDecoder(9, net.decode), [])
+    p.inline_events = 0
+    await p.start()
+    await eventually(lambda: p.counters.packets == 5)
+    await p.close()
+    assert p.inline_calls == 0 and all(t.startswith("core:p") for t in net.threads)
+
+
+async def test_an_allocation_change_waits_for_the_call_on_the_loop() -> None:
+    p = pipeline([make_packet(20)], [])
+    with p._core_lock:  # a call in progress (on the loop, say): the change waits for it
+        p.apply_settings({"latency_budget_ms": 5.0})
+        await asyncio.sleep(0.05)
+        assert p.allocator.cfg.latency_budget_ms is None
+    await eventually(lambda: p.allocator.cfg.latency_budget_ms == 5.0)
+    await p.close()

@@ -31,7 +31,12 @@ from spikegate.service.config import (
     Settings,
 )
 from spikegate.service.sinks import WebSocketSink
-from spikegate.service.subscribers import EventsSubscriber, WebSocketClient, tell_missed
+from spikegate.service.subscribers import (
+    EventsSubscriber,
+    WebSocketClient,
+    tell_missed,
+    ws_frame_header,
+)
 from tests.conftest import eventually, make_packet
 
 TOKEN = "ws-test-token"
@@ -88,6 +93,92 @@ async def test_a_slow_client_is_told_what_it_missed() -> None:
     assert json.loads(first) == {"n": 0}
     assert json.loads(second) == {"n": 7, "missed": 6}  # 1..6 were dropped while it waited
     assert decode_frame(third).missed == 0 and client.missed == 6
+
+
+class FakeTransport:
+    """What ``WebSocketClient`` needs of a transport; ``backlog`` bytes wait unsent."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.backlog = 0
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def ws_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each unmasked RFC 6455 frame in ``data``."""
+    frames, pos = [], 0
+    while pos < len(data):
+        assert data[pos] & 0x80 and not data[pos + 1] & 0x80  # final, unmasked
+        opcode, n, pos = data[pos] & 0x0F, data[pos + 1], pos + 2
+        if n == 126:
+            n, pos = struct.unpack_from("!H", data, pos)[0], pos + 2
+        elif n == 127:
+            n, pos = struct.unpack_from("!Q", data, pos)[0], pos + 8
+        frames.append((opcode, bytes(data[pos:pos + n])))
+        pos += n
+    return frames
+
+
+@pytest.mark.parametrize("n_bytes", [0, 125, 126, 65535, 65536])
+def test_ws_frame_header_lengths(n_bytes: int) -> None:
+    payload = bytes(n_bytes)
+    assert ws_frames(ws_frame_header(0x2, n_bytes) + payload) == [(0x2, payload)]
+
+
+async def test_an_idle_transport_is_written_at_once_a_busy_one_through_the_buffer() -> None:
+    ws, transport = BlockedWs(), FakeTransport()
+    client = WebSocketClient(ws, buffer_size=2, transport=transport)  # type: ignore[arg-type]
+    frame = encode_frame(make_events([1], [2]))
+    client.offer(frame)
+    client.offer({"n": 1})
+    assert ws_frames(transport.written) == [(0x2, frame), (0x1, b'{"n":1}')]
+    assert client.buffer.qsize() == 0 and client.sent == client.sent_direct == 2
+    transport.backlog = 10  # the socket is behind: the bounded buffer and the send task
+    for n in range(2, 6):
+        client.offer({"n": n})
+    assert client.buffer.qsize() == 2 and client.missed == 2 and ws.sent == []
+    transport.backlog = 0  # idle again, but older messages wait: they go first, in order
+    client.offer({"n": 6})
+    assert client.buffer.qsize() == 2 and client.missed == 3
+    task = asyncio.create_task(client.send_loop())
+    ws.release.set()
+    await eventually(lambda: len(ws.sent) == 2)
+    assert [json.loads(m) for m in ws.sent] == [{"n": 5, "missed": 3}, {"n": 6}]
+    client.offer(frame)  # nothing waits now: direct again
+    assert decode_frame(ws_frames(transport.written)[-1][1]).missed == 0
+    task.cancel()
+
+
+async def test_a_direct_write_tells_what_was_missed_and_a_closed_socket_gets_none() -> None:
+    ws, transport = BlockedWs(), FakeTransport()
+    client = WebSocketClient(ws, buffer_size=1, transport=transport)  # type: ignore[arg-type]
+    transport.backlog = 1
+    for n in range(3):
+        client.offer(encode_frame(make_events([n], [n])))
+    assert client.missed == 2
+    client.buffer.get_nowait()  # as if the send task had sent it (and told nothing yet)
+    client.buffer.task_done()
+    transport.backlog = 0
+    client.offer(encode_frame(make_events([9], [9])))
+    (_, payload), = ws_frames(transport.written)
+    assert decode_frame(payload).missed == 2
+    ws.closed = True
+    client.offer({"n": 1})
+    assert len(ws_frames(transport.written)) == 1 and client.buffer.qsize() == 1
+
+
+def test_a_client_writes_directly_only_with_a_usable_transport() -> None:
+    assert WebSocketClient(BlockedWs()).transport is None  # type: ignore[arg-type]
+    assert WebSocketClient(BlockedWs(), transport=object()).transport is None  # type: ignore[arg-type]
 
 
 def test_tell_missed_in_json_and_frames() -> None:
@@ -196,6 +287,8 @@ async def test_events_of_the_demo_source(aiohttp_client: Any, tmp_path: Path) ->
         hello = await ws.receive_json(timeout=10)
         assert hello["type"] == "hello" and hello["geometry"][:2] == [64, 64]
         frames = [decode_frame((await ws.receive_bytes(timeout=10)), "test") for _ in range(20)]
+        subscriber, = (tap.__self__ for tap in app[GATEWAY].pipelines["demo"].taps)
+        assert subscriber.sent_direct > 0  # written straight to the idle socket
     events = np.concatenate([f.records for f in frames])
     assert events.dtype == EVENT_DTYPE and len(events) > 0
     assert events["x"].max() < 64 and events["y"].max() < 64 and set(events["p"]) <= {0, 1}
