@@ -554,8 +554,10 @@ class Allocator:
         """How many events one core call takes under the latency budget (None: no limit):
         a quarter of the budget's worth, at least 1024."""
         budget_ms = self.cfg.latency_budget_ms
+        if budget_ms is None:
+            return None
         per_call, per_event = self.cost_model()
-        if budget_ms is None or per_event <= 0:
+        if per_event <= 0:
             return None
         return max(1024, int((0.25 * budget_ms * 1e-3 - per_call) / per_event))
 
