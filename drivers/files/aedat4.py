@@ -487,6 +487,7 @@ _OUT_WORDS_DTYPE = np.dtype([("t", "<i8"), ("xy", "<u4"), ("p", "u1")])
 """``EVENT_DTYPE``'s 13 bytes with x and y as one word: the kernels' view of the output."""
 _RUN_STOP = 0
 """The kernel stopped at ``pos``: the Python loop handles that packet (or the end)."""
+_RUN_OK = 3
 _RUN_GROW_OUT = 1
 _RUN_GROW_SCRATCH = 2
 _LZ4_MAGIC = 0x184D2204
@@ -677,6 +678,47 @@ def _copy_evts(data, start, m, out, k):
 
 
 @njit(cache=True, nogil=True)
+def _next_events_packet(buf, pos, n, offset, table_at, stream_ids, events_id):
+    """Skip other streams' packets from ``pos``: (pos, end) of the next events packet, or
+    (pos, -1) where the Python loop must take over (end of buffer, data table, bad header)."""
+    while True:
+        if table_at >= 0 and offset + pos >= table_at:
+            return pos, -1
+        if pos + PACKET_HEADER_BYTES > n:
+            return pos, -1
+        sid = _i32_at(buf, pos)
+        size = _i32_at(buf, pos + 4)
+        if size < 0 or size > MAX_PACKET_BYTES:
+            return pos, -1
+        end = pos + PACKET_HEADER_BYTES + size
+        if (table_at >= 0 and offset + end > table_at) or end > n:
+            return pos, -1
+        declared = False
+        for s in stream_ids:
+            if s == sid:
+                declared = True
+        if not declared:
+            return pos, -1
+        if sid == events_id:
+            return pos, end
+        pos = end
+
+
+@njit(cache=True, nogil=True)
+def _take_events(scratch, total, out, k):
+    """Copy the events of the EVTS flatbuffer ``scratch[:total]`` to ``out[k:]``: (status,
+    new k, need) with status ``_RUN_OK``, ``_RUN_STOP`` or ``_RUN_GROW_OUT``."""
+    start, m = _evts_vector(scratch, total)
+    if m < 0:
+        return _RUN_STOP, k, 0
+    if k + m > out.shape[0]:
+        return _RUN_GROW_OUT, k, k + m
+    if not _copy_evts(scratch, start, m, out, k):
+        return _RUN_STOP, k, 0
+    return _RUN_OK, k + m, 0
+
+
+@njit(cache=True, nogil=True)
 def _decode_lz4_run(buf, pos, n, offset, table_at, stream_ids, events_id, scratch, out, k):
     """Decode packets from ``buf[pos:n]`` while each is plain; returns (status, pos, k, need).
 
@@ -685,37 +727,18 @@ def _decode_lz4_run(buf, pos, n, offset, table_at, stream_ids, events_id, scratc
     (``scratch`` needs ``need`` bytes).
     """
     while True:
-        if table_at >= 0 and offset + pos >= table_at:
+        pos, end = _next_events_packet(buf, pos, n, offset, table_at, stream_ids, events_id)
+        if end < 0:
             return _RUN_STOP, pos, k, 0
-        if pos + PACKET_HEADER_BYTES > n:
+        total = _lz4_frame(buf, pos + PACKET_HEADER_BYTES, end, scratch)
+        if total <= -2:
+            return _RUN_GROW_SCRATCH, pos, k, -2 - total
+        if total < 0:
             return _RUN_STOP, pos, k, 0
-        sid = _i32_at(buf, pos)
-        size = _i32_at(buf, pos + 4)
-        if size < 0 or size > MAX_PACKET_BYTES:
-            return _RUN_STOP, pos, k, 0
-        end = pos + PACKET_HEADER_BYTES + size
-        if (table_at >= 0 and offset + end > table_at) or end > n:
-            return _RUN_STOP, pos, k, 0
-        declared = False
-        for s in stream_ids:
-            if s == sid:
-                declared = True
-        if not declared:
-            return _RUN_STOP, pos, k, 0
-        if sid == events_id:
-            total = _lz4_frame(buf, pos + PACKET_HEADER_BYTES, end, scratch)
-            if total <= -2:
-                return _RUN_GROW_SCRATCH, pos, k, -2 - total
-            if total < 0:
-                return _RUN_STOP, pos, k, 0
-            start, m = _evts_vector(scratch, total)
-            if m < 0:
-                return _RUN_STOP, pos, k, 0
-            if k + m > out.shape[0]:
-                return _RUN_GROW_OUT, pos, k, k + m
-            if not _copy_evts(scratch, start, m, out, k):
-                return _RUN_STOP, pos, k, 0
-            k += m
+        status, k_next, need = _take_events(scratch, total, out, k)
+        if status != _RUN_OK:
+            return status, pos, k, need
+        k = k_next
         pos = end
 
 
