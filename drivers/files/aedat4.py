@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib
+import importlib.util
 import struct
 import sys
 import threading
@@ -473,6 +474,64 @@ _LIBLZ4: list[ctypes.CDLL] = []
 """The library the kernels call (kept referenced)."""
 
 
+def _load_libzstd() -> bool:
+    """Make libzstd callable from kernels (zstandard's cffi build, else the system's)."""
+    candidates: list[str] = []
+    spec = importlib.util.find_spec("zstandard._cffi")
+    if spec is not None and spec.origin:
+        candidates.append(spec.origin)
+    system = ctypes.util.find_library("zstd")
+    if system:
+        candidates.append(system)
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            addresses = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+                         for name in _ZSTD_SYMBOLS]
+            create, free = lib.ZSTD_createDCtx, lib.ZSTD_freeDCtx
+        except (OSError, AttributeError):
+            continue
+        create.restype = ctypes.c_void_p
+        free.argtypes = [ctypes.c_void_p]
+        for name, address in zip(_ZSTD_SYMBOLS, addresses, strict=True):
+            llvm_binding.add_symbol(name, address)
+        _LIBZSTD.append(lib)
+        return True
+    return False
+
+
+_ZSTD_SYMBOLS = ("ZSTD_decompressDCtx", "ZSTD_getFrameContentSize",
+                 "ZSTD_findFrameCompressedSize")
+_LIBZSTD: list[ctypes.CDLL] = []
+_zstd_decompress_dctx = types.ExternalFunction(
+    "ZSTD_decompressDCtx",
+    types.uintp(types.voidptr, types.voidptr, types.uintp, types.voidptr, types.uintp))
+_zstd_frame_content_size = types.ExternalFunction(
+    "ZSTD_getFrameContentSize", types.uint64(types.voidptr, types.uintp))
+_zstd_frame_compressed_size = types.ExternalFunction(
+    "ZSTD_findFrameCompressedSize", types.uintp(types.voidptr, types.uintp))
+_FAST_ZSTD = not getattr(numba_config, "DISABLE_JIT", False) and _load_libzstd()
+"""True when the kernels can call libzstd (else every ZSTD packet takes the Python path)."""
+
+
+class _ZstdContext(threading.local):
+    """Each thread's libzstd decompression context (created on first use, kept)."""
+
+    def __init__(self) -> None:
+        self.address = 0
+
+    def get(self) -> int:
+        if not self.address:
+            address = _LIBZSTD[0].ZSTD_createDCtx()
+            if not address:
+                raise MemoryError("ZSTD_createDCtx failed")
+            self.address = address
+        return self.address
+
+
+_ZSTD_CONTEXT = _ZstdContext()
+
+
 _LZ4_SYMBOLS = ("LZ4_decompress_safe", "LZ4_decompress_safe_usingDict")
 _lz4_safe = types.ExternalFunction(
     "LZ4_decompress_safe", types.int32(types.voidptr, types.voidptr, types.int32, types.int32))
@@ -488,6 +547,8 @@ _OUT_WORDS_DTYPE = np.dtype([("t", "<i8"), ("xy", "<u4"), ("p", "u1")])
 _RUN_STOP = 0
 """The kernel stopped at ``pos``: the Python loop handles that packet (or the end)."""
 _RUN_OK = 3
+_KERNEL_LZ4 = 1
+_KERNEL_ZSTD = 2
 _RUN_GROW_OUT = 1
 _RUN_GROW_SCRATCH = 2
 _LZ4_MAGIC = 0x184D2204
@@ -742,6 +803,49 @@ def _decode_lz4_run(buf, pos, n, offset, table_at, stream_ids, events_id, scratc
         pos = end
 
 
+@njit(cache=True, nogil=True)
+def _zstd_frame(src, start, end, dctx, scratch):
+    """Decode the single zstd frame ``src[start:end]`` (content size stated) into ``scratch``.
+
+    Returns the decoded size; -1 for a frame this path leaves to zstandard; -2 - need when
+    ``scratch`` needs ``need`` bytes.
+    """
+    size = end - start
+    at = np.uint64(src.ctypes.data) + np.uint64(start)
+    if np.int64(_zstd_frame_compressed_size(at, size)) != size:
+        return -1  # an error, or more than one frame (zstandard reads the first only)
+    content = np.int64(_zstd_frame_content_size(at, size))
+    if content < 0 or content > MAX_PACKET_BYTES:
+        return -1  # unknown, an error, or too large
+    if content > scratch.shape[0]:
+        return -2 - content
+    got = np.int64(_zstd_decompress_dctx(dctx, np.uint64(scratch.ctypes.data),
+                                         scratch.shape[0], at, size))
+    if got != content:
+        return -1
+    return got
+
+
+@njit(cache=True, nogil=True)
+def _decode_zstd_run(buf, pos, n, offset, table_at, stream_ids, events_id, dctx, scratch,
+                     out, k):
+    """``_decode_lz4_run`` for zstd packets, through the decompression context ``dctx``."""
+    while True:
+        pos, end = _next_events_packet(buf, pos, n, offset, table_at, stream_ids, events_id)
+        if end < 0:
+            return _RUN_STOP, pos, k, 0
+        total = _zstd_frame(buf, pos + PACKET_HEADER_BYTES, end, dctx, scratch)
+        if total <= -2:
+            return _RUN_GROW_SCRATCH, pos, k, -2 - total
+        if total < 0:
+            return _RUN_STOP, pos, k, 0
+        status, k_next, need = _take_events(scratch, total, out, k)
+        if status != _RUN_OK:
+            return status, pos, k, need
+        k = k_next
+        pos = end
+
+
 def decode_packet_payload(
     payload: bytes | memoryview, compression: Compression | int, where: str, offset: int = 0
 ) -> np.ndarray | None:
@@ -844,7 +948,12 @@ class Aedat4Decoder:
         table = header.data_table_position
         self._end = table if table >= data_offset else -1
         self._lz4_context = _lz4f.create_decompression_context()
-        self._fast = _FAST_LZ4 and header.compression in (Compression.LZ4, Compression.LZ4_HIGH)
+        if header.compression in (Compression.LZ4, Compression.LZ4_HIGH):
+            self._kernel = _KERNEL_LZ4 if _FAST_LZ4 else 0
+        elif header.compression in (Compression.ZSTD, Compression.ZSTD_HIGH):
+            self._kernel = _KERNEL_ZSTD if _FAST_ZSTD else 0
+        else:
+            self._kernel = 0
         self._stream_ids = np.array(sorted(header.streams), dtype=np.int64)
         self._scratch = np.empty(0, dtype=np.uint8)
 
@@ -863,16 +972,21 @@ class Aedat4Decoder:
         events_id = self._events_id
         context = self._lz4_context
         unpack_header = _PACKET_HEADER.unpack_from
-        fast = self._fast
-        data = np.frombuffer(buf, dtype=np.uint8) if fast else None
+        kernel = self._kernel
+        data = np.frombuffer(buf, dtype=np.uint8) if kernel else None
         if data is not None:
             data.flags.writeable = False  # one kernel specialisation for bytes, maps, bytearrays
         fast_events_id = -1 if events_id is None else events_id
         while True:
             if data is not None:
-                status, pos, k, need = _decode_lz4_run(
-                    data, pos, n, offset, table_at, self._stream_ids, fast_events_id,
-                    self._scratch, out.view(_OUT_WORDS_DTYPE), k)
+                if kernel == _KERNEL_LZ4:
+                    status, pos, k, need = _decode_lz4_run(
+                        data, pos, n, offset, table_at, self._stream_ids, fast_events_id,
+                        self._scratch, out.view(_OUT_WORDS_DTYPE), k)
+                else:
+                    status, pos, k, need = _decode_zstd_run(
+                        data, pos, n, offset, table_at, self._stream_ids, fast_events_id,
+                        _ZSTD_CONTEXT.get(), self._scratch, out.view(_OUT_WORDS_DTYPE), k)
                 if status == _RUN_GROW_OUT:
                     out = _grown(out, k, need)
                     continue
@@ -1133,8 +1247,9 @@ FORMAT = Aedat4Format()
 
 
 def warm_up() -> None:
-    """Compile the event-copy kernel and the fast LZ4 path on tiny packets."""
+    """Compile the event-copy kernel and the fast LZ4 and ZSTD paths on tiny packets."""
     decode_packet_payload(encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, 0)[8:], 0, "warm-up")
-    header = Aedat4Header(Compression.LZ4, -1, {0: Aedat4Stream(0, "EVTS")})
-    packet = encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, Compression.LZ4)
-    Aedat4Decoder(header, 0, "warm-up").decode(memoryview(bytearray(packet)), 0, True)
+    for compression in (Compression.LZ4, Compression.ZSTD):
+        header = Aedat4Header(compression, -1, {0: Aedat4Stream(0, "EVTS")})
+        packet = encode_evts_packet(np.zeros(1, EVENT_DTYPE), 0, compression)
+        Aedat4Decoder(header, 0, "warm-up").decode(memoryview(bytearray(packet)), 0, True)

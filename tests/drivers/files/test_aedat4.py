@@ -11,6 +11,7 @@ from pathlib import Path
 import lz4.frame
 import numpy as np
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -298,7 +299,7 @@ def test_data_table_written_on_seekable_files_only() -> None:
         position = int(aedat4.FORMAT.read_header(f, "t").meta["data_table_position"])
     assert 0 < position < len(with_table)
     pipe = NonSeekable()
-    writer = aedat4.Aedat4Writer(pipe, Geometry(640, 480), aedat4.Compression.LZ4, 100)  # type: ignore[arg-type]
+    writer = aedat4.Aedat4Writer(pipe, Geometry(640, 480), aedat4.Compression.LZ4, 100)
     writer.write(events)
     writer.close()
     with io.BytesIO(bytes(pipe.data)) as f:
@@ -392,6 +393,7 @@ def read_both_paths(data: bytes, chunk_bytes: int) -> tuple[object, object]:
     for fast in (True, False):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(aedat4, "_FAST_LZ4", fast and aedat4._FAST_LZ4)
+            patch.setattr(aedat4, "_FAST_ZSTD", fast and aedat4._FAST_ZSTD)
             try:
                 results.append(read_bytes(data, chunk_bytes)[1])
             except FormatError:
@@ -408,6 +410,45 @@ def assert_same(fast: object, slow: object) -> None:
 
 def refuse_python_lz4(*args: object) -> bytes:
     raise AssertionError("python-lz4 path used")
+
+
+def refuse_python_decompress(*args: object) -> bytes:
+    raise AssertionError("Python decompression path used")
+
+
+@pytest.mark.skipif(not aedat4._FAST_ZSTD, reason="no libzstd for the kernels")
+def test_fast_path_decodes_zstd_frames_without_python() -> None:
+    events = random_events(30_000, seed=12)
+    files = [(write_bytes(events, c, per_packet=p), events)
+             for c in (aedat4.Compression.ZSTD, aedat4.Compression.ZSTD_HIGH)
+             for p in (1, 700, 20_000)]
+    files.append((imu_first_file(events[:500], aedat4.Compression.ZSTD), events[:500]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(aedat4, "decompress", refuse_python_decompress)
+        for data, expected in files:
+            for chunk_bytes in (1 << 22, 5000):
+                np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
+
+
+@pytest.mark.parametrize("options", [
+    {"write_content_size": False}, {"write_checksum": True}, {"level": 19}, {"concatenated": 1},
+])
+def test_other_zstd_frames_decode_the_same_on_both_paths(options: dict[str, object]) -> None:
+    events = random_events(9000, seed=13)
+    parts = [aedat4.MAGIC, aedat4.encode_ioheader(aedat4.Compression.ZSTD, IMU_FIRST_XML)]
+    concatenated = options.pop("concatenated", 0)
+    compressor = zstandard.ZstdCompressor(**options)  # type: ignore[arg-type]
+    for i in range(0, len(events), 3000):
+        body = compressor.compress(aedat4.encode_evts_flatbuffer(events[i:i + 3000]))
+        if concatenated:  # a second frame after the first: zstandard reads the first only
+            body += compressor.compress(b"more")
+        parts += [imus_packet(0, aedat4.Compression.ZSTD), struct.pack("<ii", 1, len(body)),
+                  body]
+    fast, slow = read_both_paths(b"".join(parts), 1 << 22)
+    assert_same(fast, slow)
+    if not concatenated:
+        assert isinstance(fast, np.ndarray)
+        np.testing.assert_array_equal(fast, events)
 
 
 @fast_only
@@ -461,7 +502,7 @@ def test_other_frame_kinds_decode_the_same_on_both_paths(options: dict[str, obje
 @given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), min_size=1,
                       max_size=4),
        cut=st.integers(0, 10**6), chunk_bytes=st.sampled_from([300, 4096, 1 << 22]),
-       compression=st.sampled_from([aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH]))
+       compression=st.sampled_from(list(aedat4.Compression)))
 def test_fast_and_python_paths_agree_on_damaged_files(
         flips: list[tuple[int, int]], cut: int, chunk_bytes: int,
         compression: aedat4.Compression) -> None:
