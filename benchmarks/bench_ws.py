@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import sys
@@ -62,6 +63,10 @@ SETTLE_S = 0.5
 SLOW_SLEEP_S = 0.02
 RAW_CLIENT = True
 """Latency clients: ``_RawClient`` (stamps in ``data_received``), or aiohttp's client."""
+PIN_CPUS = False
+"""``--pin``: the server process on the first CPU, the client process on the last."""
+GC_FREEZE = False
+"""``--gc``: the server freezes start-up objects and collects generation 0 less often."""
 
 
 class ReplaySource:
@@ -219,12 +224,16 @@ async def _run_raw(urls: list[str], conn: Connection) -> None:
     for c in clients:
         c.start, c.end = start, end
     conn.send("connected")
-    await asyncio.sleep(max(end - time.monotonic(), 0.0) + 0.05)
+    await asyncio.sleep(max(start - time.monotonic(), 0.0))
+    cpu0 = time.process_time()
+    await asyncio.sleep(max(end - time.monotonic(), 0.0))
+    cpu = (time.process_time() - cpu0) / WINDOW_S  # the client process's CPU, cores
+    await asyncio.sleep(0.05)
     results = []
     for c in clients:
         assert c.transport is not None
         c.transport.close()
-        results.append({**c.got, "latencies_us": c.latencies})
+        results.append({**c.got, "latencies_us": c.latencies, "cpu": cpu})
     conn.send(results)
 
 
@@ -245,8 +254,10 @@ async def _run(urls: list[str], slow_index: int | None, conn: Connection,
     conn.send(results)
 
 
-def client_process(conn: Connection) -> None:
+def client_process(conn: Connection, cpu: int | None = None) -> None:
     """The clients' side: one run per (urls, slow index) received, until None."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     _install_uvloop()
     while (job := conn.recv()) is not None:
         urls, slow_index, raw = job
@@ -336,6 +347,10 @@ async def serve(packet_us: int) -> AsyncIterator[tuple[web.Application, str]]:
     await site.start()
     try:
         await app[GATEWAY].wait_ready()
+        if GC_FREEZE:
+            gc.collect()
+            gc.freeze()  # start-up objects out of the collector's scans
+            gc.set_threshold(50_000, 50, 100)
         await asyncio.sleep(0.5)
         yield app, f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
@@ -361,7 +376,12 @@ async def main(latency_only: bool = False, packets_us: tuple[int, ...] = (5_000,
                ) -> None:
     ctx = mp.get_context("spawn")
     conn, child = ctx.Pipe()
-    proc = ctx.Process(target=client_process, args=(child,), daemon=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = PIN_CPUS and len(cpus) >= 2
+    if pin:  # the server on one core, the clients on another, as if on another host
+        os.sched_setaffinity(0, {cpus[0]})
+    proc = ctx.Process(target=client_process, args=(child, cpus[-1] if pin else None),
+                       daemon=True)
     proc.start()
     print(f"input: demo scene replayed at {RATE_EV_S:,} events/s; window {WINDOW_S:.0f} s; "
           f"the slow client sleeps {SLOW_SLEEP_S * 1000:.0f} ms after each message")
@@ -374,8 +394,10 @@ async def main(latency_only: bool = False, packets_us: tuple[int, ...] = (5_000,
                 for label, url in (("/ws/outputs (through the core)", outputs_url),
                                    ("/ws/events (source tap)", events_url)):
                     result = await measure(app, conn, [url] * 10, None, RAW_CLIENT)
+                    cpu = result["clients"][0].get("cpu")
                     latency_rows.append((label, packet_us, *latency(result),
-                                         result["core_ev_s"], result["stages"]))
+                                         result["core_ev_s"], result["stages"],
+                                         "" if cpu is None else f"{cpu:.0%}"))
                 if packet_us == 5_000 and not latency_only:
                     rows: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = [
                         (1, summary(await measure(app, conn, [events_url], None)), None)]
@@ -393,12 +415,13 @@ async def main(latency_only: bool = False, packets_us: tuple[int, ...] = (5_000,
     print(f"\ningress → client latency at {RATE_EV_S:,} events/s, 10 clients")
     print(f"{'stream':<32} {'packet':>8} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9} "
           f"{'samples':>8} {'core ev/s':>10} {'p99 ≤ 1 ms':>10} "
-          f"{'core p50/99':>11} {'sink p50/99':>11} {'kernel µs/call':>14} {'server CPU':>10}")
-    for label, packet_us, p50, p99, worst, n, core, stages in latency_rows:
+          f"{'core p50/99':>11} {'sink p50/99':>11} {'kernel µs/call':>14} {'server CPU':>10} "
+          f"{'client CPU':>10}")
+    for label, packet_us, p50, p99, worst, n, core, stages, client_cpu in latency_rows:
         print(f"{label:<32} {packet_us // 1000:>6}ms {p50:>8.0f} {p99:>8.0f} "
               f"{worst:>9.0f} {n:>8} {core:>10,.0f} {'yes' if p99 <= 1000 else 'no':>10} "
               f"{stages['core']:>11} {stages['sink']:>11} {stages['kernel_us']:>14.0f} "
-              f"{stages['cpu']:>10.0%}")
+              f"{stages['cpu']:>10.0%} {client_cpu:>10}")
 
 
 if __name__ == "__main__":
@@ -409,6 +432,8 @@ if __name__ == "__main__":
     if "--baseline" in sys.argv[1:]:  # the latency work switched off, for old/new pairs
         Pipeline.inline_events = 0
         WebSocketClient.write_direct = False
+    GC_FREEZE = "--gc" in sys.argv[1:]
+    PIN_CPUS = "--pin" in sys.argv[1:]
     if "--aiohttp-client" in sys.argv[1:]:  # latency read through aiohttp's client, as before
         RAW_CLIENT = False
     only_1ms = "--1ms" in sys.argv[1:]
