@@ -65,6 +65,9 @@ RAW_CLIENT = True
 """Latency clients: ``_RawClient`` (stamps in ``data_received``), or aiohttp's client."""
 PIN_CPUS = False
 """``--pin``: the server process on the first CPU, the client process on the last."""
+CLIENT_BATCH = False
+"""``--batch-client``: the client process under SCHED_BATCH (no wake-up preemption): as
+clients on another host, they cannot take the server's core between two of its writes."""
 GC_FREEZE = False
 """``--gc``: the server freezes start-up objects and collects generation 0 less often."""
 
@@ -254,10 +257,12 @@ async def _run(urls: list[str], slow_index: int | None, conn: Connection,
     conn.send(results)
 
 
-def client_process(conn: Connection, cpu: int | None = None) -> None:
+def client_process(conn: Connection, cpu: int | None = None, batch: bool = False) -> None:
     """The clients' side: one run per (urls, slow index) received, until None."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
+    if batch:  # woken by a frame, it does not preempt the server mid fan-out
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     _install_uvloop()
     while (job := conn.recv()) is not None:
         urls, slow_index, raw = job
@@ -380,8 +385,8 @@ async def main(latency_only: bool = False, packets_us: tuple[int, ...] = (5_000,
     pin = PIN_CPUS and len(cpus) >= 2
     if pin:  # the server on one core, the clients on another, as if on another host
         os.sched_setaffinity(0, {cpus[0]})
-    proc = ctx.Process(target=client_process, args=(child, cpus[-1] if pin else None),
-                       daemon=True)
+    proc = ctx.Process(target=client_process,
+                       args=(child, cpus[-1] if pin else None, CLIENT_BATCH), daemon=True)
     proc.start()
     print(f"input: demo scene replayed at {RATE_EV_S:,} events/s; window {WINDOW_S:.0f} s; "
           f"the slow client sleeps {SLOW_SLEEP_S * 1000:.0f} ms after each message")
@@ -434,6 +439,7 @@ if __name__ == "__main__":
         WebSocketClient.write_direct = False
     GC_FREEZE = "--gc" in sys.argv[1:]
     PIN_CPUS = "--pin" in sys.argv[1:]
+    CLIENT_BATCH = "--batch-client" in sys.argv[1:]
     if "--aiohttp-client" in sys.argv[1:]:  # latency read through aiohttp's client, as before
         RAW_CLIENT = False
     only_1ms = "--1ms" in sys.argv[1:]
