@@ -433,11 +433,12 @@ def _convert_raw(raw: np.ndarray, where: str) -> np.ndarray:
     return _fill_events(np.empty(raw.shape[0], dtype=EVENT_DTYPE), [raw], where)
 
 
-# --- the fast LZ4 path: one kernel call decodes a run of packets ---
+# --- the fast path: one kernel call decodes a run of packets ---
 #
-# liblz4's block decoder (the copy python-lz4 ships, else the system's) is called from numba
-# through its C symbol. The kernel walks packets, decodes LZ4 frames of the plain kind dv
-# writes (no checksums, no dictionary id) block by block into a reused scratch buffer and
+# liblz4's block decoder (the copy python-lz4 ships, else the system's) and libzstd's frame
+# decoder are called from numba kernels, their addresses handed to LLVM. A kernel walks
+# packets, decodes LZ4 frames of the plain kind dv writes (no checksums, no dictionary id)
+# block by block, or single zstd frames stating their size, into a reused scratch buffer and
 # copies the events out. Anything else (another frame kind, a bad size, a malformed
 # flatbuffer, a negative coordinate, the data table, the end of the buffer) stops the run
 # at that packet: the Python loop then takes that packet, so errors and rare frame kinds
@@ -494,6 +495,7 @@ def _load_libzstd() -> bool:
             continue
         create.restype = ctypes.c_void_p
         free.argtypes = [ctypes.c_void_p]
+        free.restype = ctypes.c_size_t
         for name, address in zip(_ZSTD_SYMBOLS, addresses, strict=True):
             llvm_binding.add_symbol(name, address)
         _LIBZSTD.append(lib)
@@ -515,19 +517,30 @@ _FAST_ZSTD = not getattr(numba_config, "DISABLE_JIT", False) and _load_libzstd()
 """True when the kernels can call libzstd (else every ZSTD packet takes the Python path)."""
 
 
-class _ZstdContext(threading.local):
-    """Each thread's libzstd decompression context (created on first use, kept)."""
+class _ZstdDctx:
+    """One libzstd decompression context, freed with this object."""
+
+    __slots__ = ("_free", "address")
 
     def __init__(self) -> None:
-        self.address = 0
+        address = _LIBZSTD[0].ZSTD_createDCtx()
+        if not address:
+            raise MemoryError("ZSTD_createDCtx failed")
+        self.address: int = address
+        self._free = _LIBZSTD[0].ZSTD_freeDCtx  # held: module globals are gone at shutdown
+
+    def __del__(self) -> None:
+        self._free(self.address)
+
+
+class _ZstdContext(threading.local):
+    """Each thread's decompression context (made on first use, freed when the thread ends)."""
 
     def get(self) -> int:
-        if not self.address:
-            address = _LIBZSTD[0].ZSTD_createDCtx()
-            if not address:
-                raise MemoryError("ZSTD_createDCtx failed")
-            self.address = address
-        return self.address
+        dctx: _ZstdDctx | None = getattr(self, "dctx", None)
+        if dctx is None:
+            dctx = self.dctx = _ZstdDctx()
+        return dctx.address
 
 
 _ZSTD_CONTEXT = _ZstdContext()
