@@ -15,10 +15,20 @@ counted on the server's event loop, as on a real host).
    host's monotonic clock.
 
 Bounded: about 40 s in all. Run: ``.venv/bin/python benchmarks/bench_ws.py``
-(``--latency``: the latency rows only, about 15 s; ``--hub``: the websocket
-sink behind the hub and its own task, as before the direct fan-out). The latency table also
-shows the server's own p99 at two stages: ingress → core output, and ingress →
-websocket sink done (frames in the clients' buffers).
+(``--latency``: the latency rows only, about 15 s; ``--1ms``: only the 1 ms
+packets; ``--hub``: the websocket sink behind the hub and its own task, as
+before the direct fan-out; ``--baseline``: core calls always in the core
+thread and every frame through the client's send task, as before the inline
+core and direct writes). The latency table also shows the server's own p50/p99
+at two stages: ingress → core output, and ingress → websocket sink done
+(frames written to the sockets or in the clients' buffers), and both
+processes' CPU.
+
+The latency clients are raw asyncio protocols that stamp a frame when its last
+byte reaches the client process (``--aiohttp-client``: aiohttp's client, stamped
+after ``receive()``, as before). ``--pin`` puts the server and the clients on
+different cores, ``--batch-client`` runs the clients under SCHED_BATCH, ``--gc``
+freezes the server's start-up objects and raises the gen-0 threshold.
 """
 
 from __future__ import annotations

@@ -207,11 +207,12 @@ class Pipeline:
 
     async def _call_core(self, loop: asyncio.AbstractEventLoop, n_events: int,
                          fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the loop when a call of ``n_events`` is cheap, else in the core
-        thread; either way under the core lock."""
+        """``fn(*args)`` on the loop when a call of ``n_events`` is known to be cheap, else
+        in the core thread (so the first calls, whose cost is not known yet); either way
+        under the core lock."""
         if n_events <= self.inline_events:
-            per_call, per_event = self.allocator.cost_model()
-            if per_call + n_events * per_event <= INLINE_BUDGET_S:
+            per_call, per_event = self.allocator.cost_model()  # (0, 0) before any call
+            if per_event > 0 and per_call + n_events * per_event <= INLINE_BUDGET_S:
                 self.inline_calls += 1
                 with self._core_lock:
                     return fn(*args)

@@ -140,7 +140,7 @@ class ThreadNoting(TrackerNetwork):
 async def test_small_core_calls_run_on_the_loop_and_big_ones_in_the_core_thread() -> None:
     import threading
 
-    sizes = [20, 20, 300, 20, 300]
+    sizes = [20, 20, 300, 20, 300]  # inline up to 100 events
     packets = [make_packet(n, seq=s, t0_us=s * 10_000) for s, n in enumerate(sizes)]
     net = ThreadNoting()
     p = Pipeline("p", ListSource(packets, pause_s=0.02), net, TrackerDecoder(9, net.decode), [])
@@ -149,8 +149,9 @@ async def test_small_core_calls_run_on_the_loop_and_big_ones_in_the_core_thread(
     await eventually(lambda: p.counters.packets == 5)
     await p.close()
     loop_thread = threading.current_thread().name
-    assert p.counters.outputs == 5 and p.inline_calls == 3
-    assert [t == loop_thread for t in net.threads] == [n <= 100 for n in sizes]
+    assert p.counters.outputs == 5 and p.inline_calls == 2
+    # the first call's cost is not known yet: the core thread, like the big ones
+    assert [t == loop_thread for t in net.threads] == [False, True, False, True, False]
     assert all(t.startswith("core:p") for t in net.threads if t != loop_thread)
 
 
