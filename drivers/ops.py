@@ -185,10 +185,13 @@ def refractory(events: np.ndarray, period_us: int, state: RefractoryState) -> np
 
 
 @njit(cache=True, nogil=True)
-def _bucket_kernel(t: np.ndarray, region: np.ndarray, rate_per_us: np.ndarray,
+def _bucket_kernel(t: np.ndarray, region: np.ndarray, rate_ev_s: np.ndarray,
                    burst: np.ndarray, tokens: np.ndarray, t_last: np.ndarray,
                    started: np.ndarray, keep: np.ndarray) -> int:
-    """Token bucket per region: refill at ``rate_per_us`` up to ``burst``; an event spends 1."""
+    """Token bucket per region: refill at ``rate_ev_s`` up to ``burst``; an event spends 1.
+
+    The refill is (Δt µs · rate) · 1e-6 in that order: 10 µs at 100 k ev/s is exactly
+    one token (Δt · (rate · 1e-6) rounds to 0.999…)."""
     n = 0
     for i in range(t.shape[0]):
         r = region[i]
@@ -201,7 +204,7 @@ def _bucket_kernel(t: np.ndarray, region: np.ndarray, rate_per_us: np.ndarray,
             tokens[r] = burst[r]
             t_last[r] = t[i]
         elif t[i] > t_last[r]:
-            tokens[r] = min(burst[r], tokens[r] + (t[i] - t_last[r]) * rate_per_us[r])
+            tokens[r] = min(burst[r], tokens[r] + (t[i] - t_last[r]) * rate_ev_s[r] * 1e-6)
             t_last[r] = t[i]
         if tokens[r] >= 1.0:
             tokens[r] -= 1.0
@@ -250,7 +253,7 @@ def rate_budget(events: np.ndarray, state: RateBudgetState) -> np.ndarray:
     _check_events(events, "rate_budget")
     region = region_index(events, state.rects)
     keep = np.empty(events.shape[0], dtype=np.bool_)
-    _bucket_kernel(np.ascontiguousarray(events["t"]), region, state.budget_ev_s * 1e-6,
+    _bucket_kernel(np.ascontiguousarray(events["t"]), region, state.budget_ev_s,
                    state.burst, state.tokens, state.t_last_us, state.started, keep)
     return events[keep]
 

@@ -187,6 +187,13 @@ def test_rate_budget_equals_the_slow_reference_across_packet_splits(
     assert np.array_equal(out, expected)
 
 
+def test_rate_budget_grants_a_token_earned_exactly() -> None:
+    # 10 µs at 100 k ev/s is one token: (10 · 1e5) · 1e-6, not 10 · (1e5 · 1e-6) = 0.999…
+    events = make_events([0, 0, 10], [0, 0, 0])
+    out = rate_budget(events, rate_budget_state((0, 0, 1, 1), 100_000.0, 1))
+    assert out["t"].tolist() == [0, 10]
+
+
 def test_rate_budget_holds_the_rate_per_region() -> None:
     n = 100_000  # 1 event/µs for 0.1 s in two regions
     events = make_events(np.arange(n), np.where(np.arange(n) % 2 == 0, 1, 10), 1)
