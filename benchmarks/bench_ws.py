@@ -19,10 +19,10 @@ Bounded: about 40 s in all. Run: ``.venv/bin/python benchmarks/bench_ws.py``
 packets; ``--hub``: the websocket sink behind the hub and its own task, as
 before the direct fan-out; ``--baseline``: core calls always in the core
 thread and every frame through the client's send task, as before the inline
-core and direct writes). The latency table also shows the server's own p50/p99
-at two stages: ingress → core output, and ingress → websocket sink done
-(frames written to the sockets or in the clients' buffers), and both
-processes' CPU.
+core and direct writes; ``--no-inline``, ``--no-direct``: one of the two).
+The latency table also shows the server's own p50/p99 at two stages: ingress →
+core output, and ingress → websocket sink done (frames written to the sockets
+or in the clients' buffers), and both processes' CPU.
 
 The latency clients are raw asyncio protocols that stamp a frame when its last
 byte reaches the client process (``--aiohttp-client``: aiohttp's client, stamped
@@ -444,8 +444,10 @@ if __name__ == "__main__":
     t_start = time.monotonic()
     if "--hub" in sys.argv[1:]:  # the websocket sink behind the hub, as before: for comparison
         WebSocketSink.direct = False
-    if "--baseline" in sys.argv[1:]:  # the latency work switched off, for old/new pairs
+    baseline = "--baseline" in sys.argv[1:]  # the latency work switched off, for old/new pairs
+    if baseline or "--no-inline" in sys.argv[1:]:
         Pipeline.inline_events = 0
+    if baseline or "--no-direct" in sys.argv[1:]:
         WebSocketClient.write_direct = False
     GC_FREEZE = "--gc" in sys.argv[1:]
     PIN_CPUS = "--pin" in sys.argv[1:]
