@@ -220,7 +220,7 @@ class Pipeline:
 
     def _admit_and_step(self, batch: list[EventPacket], limit: int | None
                         ) -> tuple[Any, float, np.ndarray, np.ndarray | None]:
-        """In the core thread: the allocation's admission, then the first core call."""
+        """Under the core lock (loop or core thread): admission, then the first core call."""
         parts = []
         for p in batch:
             try:
