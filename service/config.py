@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from .allocation import AllocationConfig
+from .pipeline import INLINE_EVENTS
 from .queues import FullPolicy
 
 ENV_PREFIX = "SPIKEGATE_"
@@ -193,6 +194,10 @@ class PipelineConfig(_Strict):
     queue_policy: FullPolicy = FullPolicy.DROP_OLDEST
     command_interval_ms: float = Field(50.0, gt=0, le=60_000)
     allocation: AllocationConfig = AllocationConfig()
+    inline_events: int = Field(INLINE_EVENTS, ge=0, le=1_000_000)
+    """Core calls of at most this many events (and cheap by the cost model) run on the event
+    loop, not the core thread: lower output latency; 0 keeps every call in the core thread
+    (benchmarks/README.md, Websockets: the raw-events stream's tail can prefer that)."""
 
     @model_validator(mode="after")
     def _sink_names_unique(self) -> PipelineConfig:

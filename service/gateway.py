@@ -104,6 +104,7 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     sinks = [build_sink(s) for s in cfg.sinks]
     pipeline = Pipeline(cfg.name, source, core, decoder, sinks, cfg.queue_size,
                         cfg.queue_policy, allocation=cfg.allocation)
+    pipeline.inline_events = cfg.inline_events
     for sink in sinks:
         if isinstance(sink, RecorderSink):  # records the input, before the queue
             pipeline.taps.add(sink.tap)

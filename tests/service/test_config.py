@@ -60,6 +60,21 @@ def test_bad_config_is_one_line_naming_the_field(
     assert message in text and "\n" not in text and text.startswith(str(cfg))
 
 
+def test_inline_events_reaches_the_pipeline(tmp_path: Path) -> None:
+    from spikegate.service.gateway import build_pipeline
+    from spikegate.service.pipeline import INLINE_EVENTS
+
+    default, = load_settings(environ={}).pipelines
+    assert default.inline_events == INLINE_EVENTS
+    cfg = tmp_path / "g.toml"
+    cfg.write_text("[[pipelines]]\ninline_events = 0\n")
+    off, = load_settings(cfg, environ={}).pipelines
+    assert build_pipeline(off).inline_events == 0
+    cfg.write_text("[[pipelines]]\ninline_events = -1\n")
+    with pytest.raises(ConfigError, match=r"pipelines\.0\.inline_events"):
+        load_settings(cfg, environ={})
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_settings("/nonexistent/spikegate.toml", environ={})
