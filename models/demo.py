@@ -150,6 +150,9 @@ class TrackerNetwork:
 
     def decode(self, counts: np.ndarray) -> tuple[float, float] | None:
         """Object position in [-1, 1]² from spike counts per output neuron (None: no spikes)."""
+        if counts.shape[0] != self.output_size:
+            raise ValueError(f"tracker decode: {counts.shape[0]} counts for "
+                             f"{self.output_size} output neurons")
         cx, cy = counts[: self.n_x], counts[self.n_x:]
         if cx.sum() == 0 or cy.sum() == 0:
             return None
