@@ -27,7 +27,10 @@ from spikegate.drivers.packet import EVENT_DTYPE, SPIKE_DTYPE, Geometry
 @njit(cache=True, nogil=True)
 def _lif_dense_step(
     t: np.ndarray,
-    addr: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    width: int,
+    height: int,
     w: np.ndarray,
     v: np.ndarray,
     t_last: np.ndarray,
@@ -36,29 +39,36 @@ def _lif_dense_step(
     out_t: np.ndarray,
     out_neuron: np.ndarray,
     start: int,
-) -> tuple[int, int]:
-    """Feed events ``start..`` (time, flat input address) to dense LIF outputs.
+) -> tuple[int, int, int]:
+    """Feed events ``start..`` (time, x, y; input address y·width + x) to dense LIF
+    outputs; events outside ``width × height`` are skipped.
 
-    Returns (spikes written, events done): it stops early, before an event
-    whose spikes might not fit in the output buffers, and the caller goes on
-    with fresh buffers. Every event reaches every output here, so all neurons
-    share one last-update time (``t_last[0]``): one ``exp`` per event.
+    Returns (spikes written, events done, events skipped): it stops early, before
+    an event whose spikes might not fit in the output buffers, and the caller
+    goes on with fresh buffers. Every event reaches every output here, so all
+    neurons share one last-update time (``t_last[0]``): one ``exp`` per event.
     """
     n_out = v.shape[0]
     cap = out_t.shape[0]
     k = 0
+    skipped = 0
     last = t_last[0]
     for e in range(start, t.shape[0]):
         if k + n_out > cap:
             t_last[0] = last
-            return k, e
+            return k, e, skipped
+        xe = np.int64(x[e])
+        ye = np.int64(y[e])
+        if xe >= width or ye >= height:
+            skipped += 1
+            continue
         te = t[e]
         if te > last:
             decay = np.exp(-(te - last) / tau_us)
             for j in range(n_out):
                 v[j] *= decay
             last = te
-        row = addr[e]
+        row = ye * width + xe
         for j in range(n_out):
             vj = v[j] + w[row, j]
             if vj > v_th:
@@ -68,7 +78,7 @@ def _lif_dense_step(
                 k += 1
             v[j] = vj
     t_last[0] = last
-    return k, t.shape[0]
+    return k, t.shape[0], skipped
 
 
 @dataclass(slots=True)
@@ -126,18 +136,18 @@ class TrackerNetwork:
         if events.dtype != EVENT_DTYPE:
             raise ValueError(f"tracker: events dtype {events.dtype} is not {EVENT_DTYPE}")
         width, height = self.geometry.width, self.geometry.height
-        inside = (events["x"] < width) & (events["y"] < height)
-        ev = events[inside] if not inside.all() else events
-        addr = ev["y"].astype(np.int64) * width + ev["x"]
-        t = np.ascontiguousarray(ev["t"])
-        cap = max(4 * self.output_size, ev.shape[0] // 4)
+        t, x, y = events["t"], events["x"], events["y"]
+        cap = max(4 * self.output_size, events.shape[0] // 4)
         parts = []
         done = 0
+        outside = 0
         while True:
             out_t = np.empty(cap, dtype=np.int64)
             out_n = np.empty(cap, dtype=np.int64)
-            k, done = _lif_dense_step(t, addr, self.w, self.v, self.t_last, self.tau_us,
-                                      self.v_th, out_t, out_n, done)
+            k, done, skipped = _lif_dense_step(t, x, y, width, height, self.w, self.v,
+                                               self.t_last, self.tau_us, self.v_th, out_t,
+                                               out_n, done)
+            outside += skipped
             part = np.empty(k, dtype=SPIKE_DTYPE)
             part["t"] = out_t[:k]
             part["neuron"] = out_n[:k]
@@ -145,7 +155,7 @@ class TrackerNetwork:
             if done == t.shape[0]:
                 break
         spikes = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        ops = int(ev.shape[0]) * self.output_size
+        ops = (int(events.shape[0]) - outside) * self.output_size
         return StepResult(spikes, synops=ops, neuron_updates=ops)
 
     def decode(self, counts: np.ndarray) -> tuple[float, float] | None:
