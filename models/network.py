@@ -143,6 +143,7 @@ class Network:
             else:
                 self._plan.append(("", (), group, None))
         self._fused_into = fused_into
+        self._chain = self._fused_chain()
         self._output_spiking = self._output_is_spiking()
         self.reset_state()
 
@@ -351,6 +352,12 @@ class Network:
         for name in record:
             if name not in self.stages:
                 raise InputError(f"record: no node named {name!r}")
+        if not record and self._chain is not None:
+            # stages are looked up now: the allocation knobs swap them at run time
+            chain = [(self.stages[n], self.stages[d]) for n, d in self._chain]
+            if all(type(n) is NeuronStage and type(d) is DenseStage for n, d in chain):
+                return self._run_chain(cast(list[tuple[NeuronStage, DenseStage]], chain),
+                                       inp, k1, causes, n_late, n_in)
         stages = list(self.stages.values())
         synops0 = [s.synops for s in stages]
         updates0 = [s.updates for s in stages]
@@ -372,18 +379,63 @@ class Network:
                 stage_in = parts[0] if len(parts) == 1 else merge_signals(parts)
                 outputs[name] = self.stages[name].advance(k0, k1, stage_in)
         self.next_step = k1
-        out = outputs.get(self.output_name, empty_signal())
+        return self._result(
+            outputs.get(self.output_name, empty_signal()), k0, k1, causes, n_late, n_in,
+            {s.name: s.synops - a for s, a in zip(stages, synops0, strict=True)},
+            {s.name: s.updates - a for s, a in zip(stages, updates0, strict=True)},
+            {name: outputs.get(name, empty_signal()) for name in record},
+        )
+
+    def _run_chain(
+        self,
+        chain: list[tuple[NeuronStage, DenseStage]],
+        inp: Signal,
+        k1: int,
+        causes: _Causes,
+        n_late: int,
+        n_in: int,
+    ) -> StepResult:
+        """``_run`` for a plain chain of fused dense → neuron layers (nothing recorded):
+        the same calls without the general plan's bookkeeping (a live packet's path)."""
+        k0 = self.next_step
+        before = [(dense.synops, neurons.updates) for neurons, dense in chain]
+        sig = inp
+        for neurons, dense in chain:
+            sig = neurons.advance(k0, k1, sig, dense=dense)
+        self.next_step = k1
+        synops = dict.fromkeys(self.stages, 0)
+        updates = dict.fromkeys(self.stages, 0)
+        for (neurons, dense), (synops0, updates0) in zip(chain, before, strict=True):
+            synops[dense.name] = dense.synops - synops0
+            updates[neurons.name] = neurons.updates - updates0
+        return self._result(sig, k0, k1, causes, n_late, n_in, synops, updates, {})
+
+    def _result(
+        self,
+        out: Signal,
+        k0: int,
+        k1: int,
+        causes: _Causes,
+        n_late: int,
+        n_in: int,
+        synops: dict[str, int],
+        updates: dict[str, int],
+        recorded: dict[str, Signal],
+    ) -> StepResult:
+        """The output signal as events (one per spike, stamped with its cause time)."""
         if not len(out):
-            reps = np.zeros(0, np.int64)
-            n_truncated = 0
-        elif self._output_spiking:
+            return StepResult(events=np.zeros(0, dtype=EVENT_DTYPE), steps=out.step,
+                              output=out, synops=synops, neuron_updates=updates, first_step=k0,
+                              n_steps=k1 - k0, n_input_events=n_in, n_late=n_late,
+                              recorded=recorded)
+        if self._output_spiking:
             counts = np.rint(out.val).astype(np.int64)
             reps = np.minimum(counts, MAX_SPIKES_PER_EVENT_STEP)
             n_truncated = int((counts - reps).sum())
         else:  # v of a non-spiking readout: one event per entry, the value in counts
             reps = np.ones(len(out), np.int64)
             n_truncated = 0
-        ev_steps = np.repeat(out.step, reps) if len(out) else out.step
+        ev_steps = np.repeat(out.step, reps)
         ev = np.zeros(len(ev_steps), dtype=EVENT_DTYPE)
         if len(ev):
             ev["t"] = self._times_us(ev_steps, causes)
@@ -393,14 +445,14 @@ class Network:
             events=ev,
             steps=ev_steps,
             output=out,
-            synops={s.name: s.synops - a for s, a in zip(stages, synops0, strict=True)},
-            neuron_updates={s.name: s.updates - a for s, a in zip(stages, updates0, strict=True)},
+            synops=synops,
+            neuron_updates=updates,
             first_step=k0,
             n_steps=k1 - k0,
             n_input_events=n_in,
             n_late=n_late,
             n_truncated=n_truncated,
-            recorded={name: outputs.get(name, empty_signal()) for name in record},
+            recorded=recorded,
         )
 
     def _times_us(self, steps: np.ndarray, causes: _Causes) -> np.ndarray:
@@ -416,6 +468,25 @@ class Network:
     def _fusable(self, dense: str, record: tuple[str, ...]) -> bool:
         # a stage swapped at run time (CSR, other precision) runs on its own
         return dense not in record and type(self.stages[dense]) is DenseStage
+
+    def _fused_chain(self) -> list[tuple[str, str]] | None:
+        """The plan as a chain of fused (neuron, dense) layer names, the input feeding
+        the first and the last feeding the output; None when the plan is anything else."""
+        chain: list[tuple[str, str]] = []
+        prev = self.input_name
+        for name, sources, group, fused in self._plan:
+            if group is not None:
+                return None
+            if name in self._fused_into:
+                continue  # a dense layer, run inside its neuron layer
+            if fused is not None and sources == (fused,):
+                if tuple(src for src, _ in self._sources[fused]) != (prev,):
+                    return None
+                chain.append((name, fused))
+                prev = name
+            elif not (name == self.output_name and sources == (prev,)):
+                return None
+        return chain if chain and self._output_source() == prev else None
 
     def _output_source(self) -> str:
         return self._sources[self.output_name][0][0]

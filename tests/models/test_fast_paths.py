@@ -88,3 +88,48 @@ def test_unit_rows_equal_products(seed: int, n_events: int) -> None:
     assert add_rows_unit(0, n_events, idx, weight_t, acc_unit) == n_events
     add_rows(0, n_events, idx, np.ones(n_events), weight_t, acc_mul)
     np.testing.assert_array_equal(acc_unit, acc_mul)
+
+
+@given(seed=st.integers(0, 2**32 - 1), packet_us=st.sampled_from([700, 1000, 5000, 40_000]))
+@settings(max_examples=20, deadline=None)
+def test_chain_path_equals_the_general_plan(seed: int, packet_us: int) -> None:
+    import nir
+
+    from spikegate.drivers.packet import make_events
+    from spikegate.models.graph import from_nir
+    from spikegate.models.network import Network
+    from spikegate.models.profiles import make_profile
+
+    rng = np.random.default_rng(seed)
+    sizes = [12, 9, 4]
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([12])})}
+    edges, prev = [], "input"
+    for k in range(2):
+        n_in, n_out = sizes[k], sizes[k + 1]
+        nodes[f"fc{k}"] = nir.Affine(weight=rng.normal(0.3, 0.6, (n_out, n_in)),
+                                     bias=rng.normal(0, 0.02, n_out) * (k == 0))
+        nodes[f"lif{k}"] = nir.LIF(tau=np.full(n_out, 0.01), r=np.ones(n_out),
+                                   v_leak=np.zeros(n_out), v_threshold=np.ones(n_out),
+                                   v_reset=np.zeros(n_out))
+        edges += [(prev, f"fc{k}"), (f"fc{k}", f"lif{k}")]
+        prev = f"lif{k}"
+    nodes["output"] = nir.Output(output_type={"output": np.array([4])})
+    edges.append((prev, "output"))
+    graph = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    n = 400
+    events = make_events(np.sort(rng.integers(0, 60_000, n)), rng.integers(0, 12, n))
+    results = []
+    for chain in (True, False):
+        net = Network(graph, make_profile("snntorch", dt_s=1e-3))
+        assert net._chain is not None
+        if not chain:
+            net._chain = None
+        net.reset_state(t_origin_us=0)
+        got = []
+        for start in range(0, 60_000, packet_us):
+            part = events[(events["t"] >= start) & (events["t"] < start + packet_us)]
+            r = net.step(part)
+            got.append((r.events.tobytes(), r.steps.tolist(), r.synops, r.neuron_updates,
+                        r.n_steps, r.first_step))
+        results.append(got)
+    assert results[0] == results[1]
