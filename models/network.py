@@ -36,7 +36,7 @@ import numpy as np
 
 from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
-from .kernels.events import bin_events, cause_times
+from .kernels.events import bin_events, bin_events_with_causes, cause_times
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
 from .stages import STAGES, DenseStage, NeuronStage, Stage
@@ -296,9 +296,11 @@ class Network:
             origin = int(t.min()) // dt_us * dt_us
         steps = np.empty(n, np.int64)
         idx = np.empty(n, np.int64)
+        c_steps, c_t = np.empty(n, np.int64), np.empty(n, np.int64)
         n_p, n_y, n_x = self.event_shape
-        bad, field, n_late, last, ordered = bin_events(
-            t, events["x"], events["y"], events["p"], origin, dt_us, k0, n_p, n_y, n_x, steps, idx
+        bad, field, n_late, last, ordered, m = bin_events_with_causes(
+            t, events["x"], events["y"], events["p"], origin, dt_us, k0, n_p, n_y, n_x, steps,
+            idx, c_steps, c_t,
         )
         if bad >= 0:
             name = "xyp"[field]
@@ -319,9 +321,8 @@ class Network:
                 f"(more than max_steps_per_call = {self.max_steps_per_call}); a clock jump? "
                 "reset_state() starts a new time origin"
             )
-        # cause time of a step with input: its latest input event
-        c_steps, c_t = np.empty(n, np.int64), np.empty(n, np.int64)
-        m = cause_times(steps, t, c_steps, c_t)
+        if m < 0:  # cause time of a step with input: its latest input event
+            m = cause_times(steps, t, c_steps, c_t)
         return Signal(steps, idx, np.ones(n)), k1, (c_steps[:m], c_t[:m]), n_late, n
 
     def flatten_addresses(self, events: np.ndarray) -> np.ndarray:

@@ -274,28 +274,28 @@ class NeuronStage(Stage):
         """Advance over [k0, k1); with ``dense``, ``inp`` is that dense layer's input and
         the two run fused (the dense layer's synops are counted on it)."""
         n = self.size
-        cap = max(2 * n, 2 * len(inp), 256)
+        cap = max(2 * n, 2 * inp.step.shape[0], 256)
         parts: list[Signal] = []
         k, pos = k0, 0
         before = int(self.counters[0])
         while k < k1:
-            out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64),
-                         np.empty(cap, np.float64))
+            o_step, o_idx = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            o_val = np.empty(cap, np.float64)
             if dense is None:
                 n_out, k, pos = kn.advance_neurons(
                     k, k1, inp.step, inp.idx, inp.val, pos, self.coef_rows, self.flags,
-                    self.fstate, self.istate, self.bstate, self.sched, out.step, out.idx,
-                    out.val, self.counters,
+                    self.fstate, self.istate, self.bstate, self.sched, o_step, o_idx, o_val,
+                    self.counters,
                 )
             else:
                 synops0 = int(dense.counters[0])
                 n_out, k, pos = dense_into_neurons(
                     k, k1, inp.step, inp.idx, inp.val, pos, dense.weight_t, self.coef_rows,
-                    self.flags, self.fstate, self.istate, self.bstate, self.sched, out.step,
-                    out.idx, out.val, self.counters, dense.counters,
+                    self.flags, self.fstate, self.istate, self.bstate, self.sched, o_step,
+                    o_idx, o_val, self.counters, dense.counters,
                 )
                 dense.synops += int(dense.counters[0]) - synops0
-            parts.append(Signal(out.step[:n_out], out.idx[:n_out], out.val[:n_out]))
+            parts.append(Signal(o_step[:n_out], o_idx[:n_out], o_val[:n_out]))
             cap *= 2
         self.updates += int(self.counters[0]) - before
         if len(parts) <= 1:

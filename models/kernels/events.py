@@ -58,3 +58,16 @@ def cause_times(steps, t, out_steps, out_t):
         elif t[e] > out_t[m]:
             out_t[m] = t[e]
     return m + 1
+
+
+@njit(cache=True, nogil=True)
+def bin_events_with_causes(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_idx,
+                           cause_step, cause_t):
+    """``bin_events``, and when the steps come out in order also ``cause_times`` of them in
+    the same call (returned count; −1 when out of order or on a bad event: the caller sorts
+    and calls ``cause_times``). Returns (bad, field, n_late, last_step, sorted, causes)."""
+    bad, field, n_late, last, ordered = bin_events(t, x, y, p, origin_us, dt_us, k0, n_p,
+                                                   n_y, n_x, out_step, out_idx)
+    if bad >= 0 or not ordered:
+        return bad, field, n_late, last, ordered, -1
+    return bad, field, n_late, last, ordered, cause_times(out_step, t, cause_step, cause_t)
