@@ -16,7 +16,8 @@ way it reads NIR (Euler, β = 1 − dt/τ, reset to zero, z = [v > θ]):
 
 Both hidden (512) and output (10) spikes are compared, step by step. torch
 runs on one thread (the core is single-threaded; the machine is shared).
-Ratios are computed within one run.
+Every contender's time is its best of ``REPEATS`` passes; ratios are
+computed within one run.
 
 Run: ``.venv/bin/python benchmarks/bench_core_peers.py [--rate 100000] [--seconds 1]``
 """
@@ -39,6 +40,8 @@ from spikegate.models.profiles import make_profile
 N_IN, N_HIDDEN, N_OUT = 2312, 512, 10
 SHAPE = (2, 34, 34)
 TAU_S, DT_S, THRESHOLD = 0.02, 1e-3, 1.0
+REPEATS = 3
+"""Timed passes per contender; the best one counts (for the peers too)."""
 
 
 def make_graph(seed: int = 0) -> tuple[nir.NIRGraph, np.ndarray, np.ndarray]:
@@ -106,7 +109,7 @@ def run_ours(graph: nir.NIRGraph, profile: str, events: np.ndarray, n_steps: int
         np.add.at(out, (res.output.step, res.output.idx), res.output.val)
     best = (np.inf, np.inf)
     synops = 0
-    for _ in range(3):  # timed passes: the service's call, nothing recorded; best of 3
+    for _ in range(REPEATS):  # timed passes: the service's call, nothing recorded
         net.reset_state()
         synops = 0
         t0, c0 = time.perf_counter(), time.process_time()
@@ -133,17 +136,19 @@ def run_snntorch(w1: np.ndarray, w2: np.ndarray, raster: np.ndarray):
     x = torch.from_numpy(raster).unsqueeze(1)  # (T, 1, 2312): batch 1
     hidden = np.zeros((raster.shape[0], N_HIDDEN))
     out = np.zeros((raster.shape[0], N_OUT))
-    with torch.no_grad():
-        t0, c0 = time.perf_counter(), time.process_time()
-        m1 = lif1.init_leaky()
-        m2 = lif2.init_leaky()
-        z1s, z2s = [], []
-        for k in range(raster.shape[0]):
-            z1, m1 = lif1(fc1(x[k]), m1)
-            z2, m2 = lif2(fc2(z1), m2)
-            z1s.append(z1)
-            z2s.append(z2)
-        wall = (time.perf_counter() - t0, time.process_time() - c0)
+    wall = (np.inf, np.inf)
+    for _ in range(REPEATS):  # best of REPEATS, as for spikegate
+        with torch.no_grad():
+            t0, c0 = time.perf_counter(), time.process_time()
+            m1 = lif1.init_leaky()
+            m2 = lif2.init_leaky()
+            z1s, z2s = [], []
+            for k in range(raster.shape[0]):
+                z1, m1 = lif1(fc1(x[k]), m1)
+                z2, m2 = lif2(fc2(z1), m2)
+                z1s.append(z1)
+                z2s.append(z2)
+            wall = min(wall, (time.perf_counter() - t0, time.process_time() - c0))
     hidden[:] = torch.cat(z1s).numpy()
     out[:] = torch.cat(z2s).numpy()
     return hidden, out, wall
@@ -162,14 +167,17 @@ def run_norse(graph: nir.NIRGraph, raster: np.ndarray):
 
     lif1 = dict(model.named_modules())["lif1"]
     handle = lif1.register_forward_hook(keep)
-    zs = []
-    with torch.no_grad():
-        t0, c0 = time.perf_counter(), time.process_time()
-        state = None
-        for k in range(raster.shape[0]):
-            z, state = model(x[k], state)
-            zs.append(z)
-        wall = (time.perf_counter() - t0, time.process_time() - c0)
+    wall = (np.inf, np.inf)
+    for _ in range(REPEATS):  # best of REPEATS, as for spikegate
+        hidden_store.clear()
+        zs = []
+        with torch.no_grad():
+            t0, c0 = time.perf_counter(), time.process_time()
+            state = None
+            for k in range(raster.shape[0]):
+                z, state = model(x[k], state)
+                zs.append(z)
+            wall = min(wall, (time.perf_counter() - t0, time.process_time() - c0))
     handle.remove()
     return torch.cat(hidden_store).numpy(), torch.cat(zs).numpy(), wall
 
