@@ -22,11 +22,10 @@ from .neuron import (
     LOOK_AHEAD,
     N_ACTIVE,
     N_FLAGS,
-    N_HEAP,
     heap_capacity,
-    heap_pop,
     heap_push,
     next_busy_step,
+    pop_wake_ups,
 )
 
 RESET_ZERO = 0
@@ -145,17 +144,7 @@ def advance_alif(
                 cand[nt] = j
                 nt += 1
         flags[N_ACTIVE] = 0
-        while flags[N_HEAP] > 0 and sched[0, 0] <= k:
-            w = sched[0, 0]
-            j = sched[1, 0]
-            heap_pop(sched, flags)
-            if wake[j] != w:
-                continue
-            wake[j] = -1
-            if mark[j] == 0:
-                mark[j] = 1
-                cand[nt] = j
-                nt += 1
+        nt = pop_wake_ups(k, sched, flags, wake, mark, cand, nt)
         na = 0
         for c in range(nt):
             j = cand[c]

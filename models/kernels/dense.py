@@ -33,14 +33,9 @@ def scatter_dense(in_step, in_idx, in_val, weight_t, acc, out_step, out_idx, out
         k = in_step[pos]
         for j in range(n_post):
             acc[j] = 0.0
-        end = pos
-        while end < n_in and in_step[end] == k:
-            end += 1
+        end = add_step_rows(pos, in_step, in_idx, in_val, weight_t, acc, unit)
         synops += (end - pos) * n_post
-        if unit:
-            pos = add_rows_unit(pos, end, in_idx, weight_t, acc)
-        else:
-            pos = add_rows(pos, end, in_idx, in_val, weight_t, acc)
+        pos = end
         for j in range(n_post):
             out_step[n_out] = k
             out_idx[n_out] = j
@@ -48,6 +43,19 @@ def scatter_dense(in_step, in_idx, in_val, weight_t, acc, out_step, out_idx, out
             n_out += 1
     counters[0] += synops
     return n_out
+
+
+@njit(cache=True, nogil=True)
+def add_step_rows(pos, in_step, in_idx, in_val, weight_t, acc, unit):
+    """Add the rows of the events of step ``in_step[pos]`` (from ``pos`` on) into ``acc``
+    (``add_rows_unit`` when every value is 1.0); returns the position after them."""
+    k = in_step[pos]
+    end = pos
+    while end < in_step.shape[0] and in_step[end] == k:
+        end += 1
+    if unit:
+        return add_rows_unit(pos, end, in_idx, weight_t, acc)
+    return add_rows(pos, end, in_idx, in_val, weight_t, acc)
 
 
 @njit(cache=True, nogil=True)
@@ -139,14 +147,9 @@ def dense_into_neurons(k0, k1, in_step, in_idx, in_val, pos0, weight_t, coef, fl
         if k >= k1 or n_out + n_post > cap:
             break
         if pos < n_in and in_step[pos] == k:
-            end = pos
-            while end < n_in and in_step[end] == k:
-                end += 1
+            end = add_step_rows(pos, in_step, in_idx, in_val, weight_t, acc, unit)
             ops += (end - pos) * n_post
-            if unit:
-                pos = add_rows_unit(pos, end, in_idx, weight_t, acc)
-            else:
-                pos = add_rows(pos, end, in_idx, in_val, weight_t, acc)
+            pos = end
             # a dense layer touches every neuron
             n_out = step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx,
                              out_val, n_out, counters)

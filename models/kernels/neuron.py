@@ -147,6 +147,24 @@ def heap_pop(sched, flags):
 
 
 @njit(cache=True, nogil=True)
+def pop_wake_ups(k, sched, flags, wake, mark, cand, nt):
+    """Add the neurons scheduled at or before step k to the ``nt`` candidates in ``cand``
+    (marked in ``mark``; stale entries dropped); returns the new count."""
+    while flags[N_HEAP] > 0 and sched[0, 0] <= k:
+        w = sched[0, 0]
+        j = sched[1, 0]
+        heap_pop(sched, flags)
+        if wake[j] != w:
+            continue  # stale: the neuron was updated since
+        wake[j] = -1
+        if mark[j] == 0:
+            mark[j] = 1
+            cand[nt] = j
+            nt += 1
+    return nt
+
+
+@njit(cache=True, nogil=True)
 def next_wake(sched, flags, wake):
     """The earliest valid scheduled step (stale entries on top are dropped), or −1."""
     while flags[N_HEAP] > 0:
@@ -168,6 +186,21 @@ def next_busy_step(k, k1, in_step, pos, flags, sched, wake):
     if w >= 0 and w < nxt:
         nxt = w
     return max(nxt, k)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _stays_due(vv, ii, always_j, spiking, wake_gain_j, threshold_j):
+    """Whether a neuron left at (v, i) = (vv, ii) may move on its own: always for a constant
+    drive; a non-spiking one while its state is not zero; a spiking one while the bound
+    max(v, 0) + wake_gain·|i| can still reach θ."""
+    if always_j != 0:
+        return True
+    if not spiking:
+        return vv != 0.0 or ii != 0.0
+    bound = vv if vv > 0.0 else 0.0
+    if ii != 0.0:
+        bound += wake_gain_j * abs(ii)
+    return bound * (1.0 + 1e-9) + 1e-300 >= threshold_j
 
 
 @njit(cache=True, nogil=True)
@@ -322,17 +355,7 @@ def step_candidates(k, nt, coef, flags, fstate, istate, bstate, sched, out_step,
         cand[nt] = j
         nt += 1
     flags[N_ACTIVE] = 0
-    while flags[N_HEAP] > 0 and sched[0, 0] <= k:
-        w = sched[0, 0]
-        j = sched[1, 0]
-        heap_pop(sched, flags)
-        if wake[j] != w:
-            continue  # stale: the neuron was updated since
-        wake[j] = -1
-        if mark[j] == 0:
-            mark[j] = 1
-            cand[nt] = j
-            nt += 1
+    nt = pop_wake_ups(k, sched, flags, wake, mark, cand, nt)
     na = 0
     for c in range(nt):
         j = cand[c]
@@ -363,16 +386,7 @@ def step_candidates(k, nt, coef, flags, fstate, istate, bstate, sched, out_step,
             out_val[n_out] = vv
             n_out += 1
         # due next step?
-        live = always[j] != 0
-        if not live:
-            if not spiking:
-                live = vv != 0.0 or ii != 0.0
-            else:
-                bound = vv if vv > 0.0 else 0.0
-                if ii != 0.0:
-                    bound += wake_gain[j] * abs(ii)
-                live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
-        if live:
+        if _stays_due(vv, ii, always[j], spiking, wake_gain[j], threshold[j]):
             due[na] = j
             na += 1
     flags[N_ACTIVE] = na
@@ -448,16 +462,7 @@ def step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx, o
             out_val[n_out] = vv
             n_out += 1
         acc[j] = 0.0
-        live = always[j] != 0
-        if not live:
-            if not spiking:
-                live = vv != 0.0 or ii != 0.0
-            else:
-                bound = vv if vv > 0.0 else 0.0
-                if ii != 0.0:
-                    bound += wake_gain[j] * abs(ii)
-                live = bound * (1.0 + 1e-9) + 1e-300 >= threshold[j]
-        if live:
+        if _stays_due(vv, ii, always[j], spiking, wake_gain[j], threshold[j]):
             active[na] = j
             na += 1
     flags[N_ACTIVE] = na
