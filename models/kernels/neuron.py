@@ -189,6 +189,24 @@ def next_busy_step(k, k1, in_step, pos, flags, sched, wake):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _emit(k, j, count, vv, spiking, out_step, out_idx, out_val, n_out):
+    """Neuron j's output at step k: its spike count when it fired (spiking layers), its
+    v otherwise; returns the new n_out."""
+    if spiking:
+        if count > 0.0:
+            out_step[n_out] = k
+            out_idx[n_out] = j
+            out_val[n_out] = count
+            n_out += 1
+    else:
+        out_step[n_out] = k
+        out_idx[n_out] = j
+        out_val[n_out] = vv
+        n_out += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _stays_due(vv, ii, always_j, spiking, wake_gain_j, threshold_j):
     """Whether a neuron left at (v, i) = (vv, ii) may move on its own: always for a constant
     drive; a non-spiking one while its state is not zero; a spiking one while the bound
@@ -374,17 +392,7 @@ def step_candidates(k, nt, coef, flags, fstate, istate, bstate, sched, out_step,
         v[j] = vv
         i[j] = ii
         last[j] = k
-        if spiking:
-            if count > 0.0:
-                out_step[n_out] = k
-                out_idx[n_out] = j
-                out_val[n_out] = count
-                n_out += 1
-        else:
-            out_step[n_out] = k
-            out_idx[n_out] = j
-            out_val[n_out] = vv
-            n_out += 1
+        n_out = _emit(k, j, count, vv, spiking, out_step, out_idx, out_val, n_out)
         # due next step?
         if _stays_due(vv, ii, always[j], spiking, wake_gain[j], threshold[j]):
             due[na] = j
@@ -449,18 +457,7 @@ def step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx, o
     for j in range(n):
         vv = v[j]
         ii = i[j]
-        if spiking:
-            count = acc[j]
-            if count > 0.0:
-                out_step[n_out] = k
-                out_idx[n_out] = j
-                out_val[n_out] = count
-                n_out += 1
-        else:
-            out_step[n_out] = k
-            out_idx[n_out] = j
-            out_val[n_out] = vv
-            n_out += 1
+        n_out = _emit(k, j, acc[j], vv, spiking, out_step, out_idx, out_val, n_out)
         acc[j] = 0.0
         if _stays_due(vv, ii, always[j], spiking, wake_gain[j], threshold[j]):
             active[na] = j
