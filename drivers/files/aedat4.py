@@ -843,7 +843,10 @@ def _zstd_frame(src, start, end, dctx, scratch):
 @njit(cache=True, nogil=True)
 def _decode_zstd_run(buf, pos, n, offset, table_at, stream_ids, events_id, dctx, scratch,
                      out, k):
-    """``_decode_lz4_run`` for zstd packets, through the decompression context ``dctx``."""
+    """``_decode_lz4_run`` for zstd packets, through the decompression context ``dctx``.
+
+    A loop of its own, not a codec flag on one loop: each kernel links only its own
+    library, so a machine without libzstd (or liblz4) still gets the other fast path."""
     while True:
         pos, end = _next_events_packet(buf, pos, n, offset, table_at, stream_ids, events_id)
         if end < 0:
