@@ -20,7 +20,8 @@ index = (p·H + y)·W + x. It defaults to the input shape: (C, H, W) as is,
 x. With P = 1 the polarity is ignored. Addresses outside raise ``InputError``.
 
 Execution. Layers run in topological order, each over the whole packet (one
-kernel call per layer per packet). Layers on a cycle (a recurrent edge) run
+kernel call per layer per packet; a plain chain Input → (Affine → neurons)* →
+Output runs in one kernel call for all its layers). Layers on a cycle (a recurrent edge) run
 together step by step; a recurrent edge delivers its source's output one
 step later.
 """
@@ -36,6 +37,7 @@ import numpy as np
 
 from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
+from .kernels.chain import run_dense_chain
 from .kernels.events import bin_events, bin_events_with_causes, cause_times
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
@@ -144,6 +146,7 @@ class Network:
                 self._plan.append(("", (), group, None))
         self._fused_into = fused_into
         self._chain = self._fused_chain()
+        self._chain_arrays: tuple | None = None  # (stages, their arrays as tuples, deltas)
         self._output_spiking = self._output_is_spiking()
         self.reset_state()
 
@@ -397,18 +400,38 @@ class Network:
         n_in: int,
     ) -> StepResult:
         """``_run`` for a plain chain of fused dense → neuron layers (nothing recorded):
-        the same calls without the general plan's bookkeeping (a live packet's path)."""
+        the whole chain in one kernel call (a live packet's path)."""
         k0 = self.next_step
-        before = [(dense.synops, neurons.updates) for neurons, dense in chain]
-        sig = inp
-        for neurons, dense in chain:
-            sig = neurons.advance(k0, k1, sig, dense=dense)
+        weights = tuple(dense.weight_t for _, dense in chain)
+        if self._chain_arrays is None or self._chain_arrays[0] != chain:
+            per_layer = [tuple(getattr(neurons, attr) for neurons, _ in chain)
+                         for attr in ("coef_rows", "flags", "fstate", "istate", "bstate",
+                                      "sched", "counters")]
+            per_layer.append(tuple(dense.counters for _, dense in chain))
+            self._chain_arrays = (chain, tuple(per_layer), np.zeros(2 * len(chain), np.int64))
+        _, arrays, deltas = self._chain_arrays
+        counts: list[int] = []
+        if all(w.dtype == weights[0].dtype for w in weights):
+            coefs, flags, fstates, istates, bstates, scheds, counters, dense_counters = arrays
+            sig = Signal(*run_dense_chain(k0, k1, inp.step, inp.idx, inp.val, weights, coefs,
+                                          flags, fstates, istates, bstates, scheds, counters,
+                                          dense_counters, deltas))
+            counts = deltas.tolist()
+            for layer, (neurons, dense) in enumerate(chain):
+                dense.synops += counts[2 * layer]
+                neurons.updates += counts[2 * layer + 1]
+        else:  # mixed weight types can't share one kernel's tuple: layer by layer
+            sig = inp
+            for neurons, dense in chain:
+                synops0, updates0 = dense.synops, neurons.updates
+                sig = neurons.advance(k0, k1, sig, dense=dense)
+                counts += [dense.synops - synops0, neurons.updates - updates0]
         self.next_step = k1
         synops = dict.fromkeys(self.stages, 0)
         updates = dict.fromkeys(self.stages, 0)
-        for (neurons, dense), (synops0, updates0) in zip(chain, before, strict=True):
-            synops[dense.name] = dense.synops - synops0
-            updates[neurons.name] = neurons.updates - updates0
+        for layer, (neurons, dense) in enumerate(chain):
+            synops[dense.name] = counts[2 * layer]
+            updates[neurons.name] = counts[2 * layer + 1]
         return self._result(sig, k0, k1, causes, n_late, n_in, synops, updates, {})
 
     def _result(
@@ -653,7 +676,16 @@ def warm_up() -> None:
             edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
             type_check=False,
         )
-        for graph in (g, feedforward):
+        two_layers = nir.NIRGraph(  # the one-call chain kernel is compiled per length
+            nodes={**feedforward.nodes, "fc2": nir.Linear(weight=weight.T.copy()),
+                   "lif2": nir.LIF(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2),
+                                   v_threshold=np.ones(2), v_reset=np.zeros(2)),
+                   "output": nir.Output(output_type={"output": np.array([2])})},
+            edges=[("input", "fc"), ("fc", "lif"), ("lif", "fc2"), ("fc2", "lif2"),
+                   ("lif2", "output")],
+            type_check=False,
+        )
+        for graph in (g, feedforward, two_layers):
             net = Network(from_nir(graph), make_profile("exact", dt_s=1e-3))
             net.step(np.ones((3, 2)))
             net.step(np.ones((3, 2)), record=["fc"])

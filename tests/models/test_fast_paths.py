@@ -3,7 +3,7 @@
 ``step_all``'s voltage-only pass (neurons without synaptic current) against
 the general pass with the flag off, and the dense scatter's unit-value path
 against the general products, on random states, biases, missed steps and
-every reset rule.
+every reset rule; the one-call chain kernel against the general plan.
 """
 
 from __future__ import annotations
@@ -90,24 +90,21 @@ def test_unit_rows_equal_products(seed: int, n_events: int) -> None:
     np.testing.assert_array_equal(acc_unit, acc_mul)
 
 
-@given(seed=st.integers(0, 2**32 - 1), packet_us=st.sampled_from([700, 1000, 5000, 40_000]))
-@settings(max_examples=20, deadline=None)
-def test_chain_path_equals_the_general_plan(seed: int, packet_us: int) -> None:
+def _two_layer_graph(rng: np.random.Generator, float32_first: bool, bias: float):
+    """12 → Affine → 9 LIF → Affine → 4 LIF (random weights; ``bias`` on the first)."""
     import nir
 
-    from spikegate.drivers.packet import make_events
     from spikegate.models.graph import from_nir
-    from spikegate.models.network import Network
-    from spikegate.models.profiles import make_profile
 
-    rng = np.random.default_rng(seed)
     sizes = [12, 9, 4]
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([12])})}
     edges, prev = [], "input"
     for k in range(2):
         n_in, n_out = sizes[k], sizes[k + 1]
-        nodes[f"fc{k}"] = nir.Affine(weight=rng.normal(0.3, 0.6, (n_out, n_in)),
-                                     bias=rng.normal(0, 0.02, n_out) * (k == 0))
+        weight = rng.normal(0.3, 0.6, (n_out, n_in))
+        if float32_first and k == 0:  # stored as float32 (exact), the next as float64
+            weight = weight.astype(np.float32).astype(np.float64)
+        nodes[f"fc{k}"] = nir.Affine(weight=weight, bias=rng.normal(bias, 0.02, n_out) * (k == 0))
         nodes[f"lif{k}"] = nir.LIF(tau=np.full(n_out, 0.01), r=np.ones(n_out),
                                    v_leak=np.zeros(n_out), v_threshold=np.ones(n_out),
                                    v_reset=np.zeros(n_out))
@@ -115,9 +112,14 @@ def test_chain_path_equals_the_general_plan(seed: int, packet_us: int) -> None:
         prev = f"lif{k}"
     nodes["output"] = nir.Output(output_type={"output": np.array([4])})
     edges.append((prev, "output"))
-    graph = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
-    n = 400
-    events = make_events(np.sort(rng.integers(0, 60_000, n)), rng.integers(0, 12, n))
+    return from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+
+
+def _chain_and_general(graph, packets, until_step=None):
+    """Each packet's result (as comparable values) with the chain path, then without."""
+    from spikegate.models.network import Network
+    from spikegate.models.profiles import make_profile
+
     results = []
     for chain in (True, False):
         net = Network(graph, make_profile("snntorch", dt_s=1e-3))
@@ -126,10 +128,39 @@ def test_chain_path_equals_the_general_plan(seed: int, packet_us: int) -> None:
             net._chain = None
         net.reset_state(t_origin_us=0)
         got = []
-        for start in range(0, 60_000, packet_us):
-            part = events[(events["t"] >= start) & (events["t"] < start + packet_us)]
-            r = net.step(part)
+        for part in packets:
+            r = net.step(part, until_step=until_step)
             got.append((r.events.tobytes(), r.steps.tolist(), r.synops, r.neuron_updates,
                         r.n_steps, r.first_step))
         results.append(got)
+    return results
+
+
+@given(seed=st.integers(0, 2**32 - 1), packet_us=st.sampled_from([700, 1000, 5000, 40_000]),
+       float32_first=st.booleans())
+@settings(max_examples=20, deadline=None)
+def test_chain_path_equals_the_general_plan(seed: int, packet_us: int,
+                                            float32_first: bool) -> None:
+    """The one-call chain kernel (or, with float32 weights in one layer and float64 in
+    the other, the layer-by-layer chain path) == the general plan, packet by packet."""
+    from spikegate.drivers.packet import make_events
+
+    rng = np.random.default_rng(seed)
+    graph = _two_layer_graph(rng, float32_first, 0.0)
+    n = 400
+    events = make_events(np.sort(rng.integers(0, 60_000, n)), rng.integers(0, 12, n))
+    packets = [events[(events["t"] >= start) & (events["t"] < start + packet_us)]
+               for start in range(0, 60_000, packet_us)]
+    results = _chain_and_general(graph, packets)
     assert results[0] == results[1]
+
+
+def test_chain_kernel_grows_its_buffers() -> None:
+    """A biased first layer fires at every step of a long call without input: far more
+    output than the kernel's first buffer holds (it doubles it) — same as the plan."""
+    from spikegate.drivers.packet import make_events
+
+    graph = _two_layer_graph(np.random.default_rng(5), False, 3.0)
+    results = _chain_and_general(graph, [make_events([0], [1])], until_step=3000)
+    assert results[0] == results[1]
+    assert results[0][0][2]["fc1"] > 4 * 1000  # first-layer spikes × 4 targets, > 256
