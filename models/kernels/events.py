@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from numba import njit
 
+_SAFE_US = 2**61
+"""Times and origins below this in magnitude: a step's bounds can be formed without overflow."""
+
 
 @njit(cache=True, nogil=True)
 def bin_events(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_idx):
@@ -19,6 +22,12 @@ def bin_events(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_id
     last = k0
     ordered = True
     prev = k0
+    # the current step's window [lo, hi): most events fall in the step of the one
+    # before, and a 64-bit division costs tens of cycles, so divide only on leaving it
+    # (the window stays empty when the times are too large to add safely)
+    cur = k0
+    lo, hi = 1, 0
+    safe = abs(origin_us) < _SAFE_US and dt_us < _SAFE_US
     for e in range(n):
         xe = x[e]
         ye = y[e]
@@ -29,7 +38,15 @@ def bin_events(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_step, out_id
             return e, 1, n_late, last, ordered
         if pe >= n_p:
             return e, 2, n_late, last, ordered
-        k = (t[e] - origin_us) // dt_us
+        te = t[e]
+        if lo <= te and te < hi:
+            k = cur
+        else:
+            k = (te - origin_us) // dt_us
+            if safe and abs(te) < _SAFE_US:
+                cur = k
+                lo = origin_us + k * dt_us
+                hi = lo + dt_us
         if k < k0:
             k = k0
             n_late += 1
