@@ -23,9 +23,11 @@ import time
 
 import nir
 import numpy as np
+from numba import njit
 
 from spikegate.drivers.packet import make_events
 from spikegate.models.graph import from_nir
+from spikegate.models.kernels.dense import add_step_rows
 from spikegate.models.network import Network, warm_up
 from spikegate.models.profiles import make_profile
 from spikegate.models.reference import run_reference
@@ -85,6 +87,41 @@ def run_packets(
     return time.thread_time() - cpu, time.perf_counter() - started, n_out, synops
 
 
+@njit(nogil=True)
+def _rows_only(steps, idx, ones, weight_t, acc):
+    """The first layer's additions and nothing else: every event's weight row added to
+    its step's float64 sums (the kernel's own ``add_step_rows``), sums cleared per step."""
+    unit = True
+    pos = 0
+    while pos < steps.shape[0]:
+        pos = add_step_rows(pos, steps, idx, ones, weight_t, acc, unit)
+        acc[:] = 0.0
+    return pos
+
+
+def floor_table(net: Network, events: np.ndarray, repeats: int = 7) -> str:
+    """How long the workload's weight-row additions take on their own, with the rows
+    streamed from memory as in the workload and with all events on 4 rows (which stay
+    in L1): the first is a floor under the whole run, the gap between them is memory."""
+    dense = net.stages["fc0"]
+    steps = (events["t"] // net.profile.dt_us).astype(np.int64)
+    idx = net.flatten_addresses(events)
+    acc = np.zeros(dense.weight_t.shape[1])
+    ones = np.ones(len(events))
+    lines = ["| first layer's weight rows alone (51.2 M float32 → float64 additions) "
+             "| CPU (ms) | × real time at most |", "|---|---:|---:|"]
+    for label, rows in (("rows from memory (the workload's addresses)", idx),
+                        ("the same additions on 4 rows (in L1)", idx % 4)):
+        _rows_only(steps, rows, ones, dense.weight_t, acc)
+        best = np.inf
+        for _ in range(repeats):
+            cpu = time.thread_time()
+            _rows_only(steps, rows, ones, dense.weight_t, acc)
+            best = min(best, time.thread_time() - cpu)
+        lines.append(f"| {label} | {best * 1e3:.1f} | {1.0 / best:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def best_of(n: int, fn):
     runs = [fn() for _ in range(n)]
     return min(runs, key=lambda r: r[0])
@@ -130,6 +167,9 @@ def main() -> None:
     print(f"\nclock-driven numpy reference: {ref_cpu * 1e3:.0f} ms CPU "
           f"(the core, all at once, is {ref_cpu / cpu:.0f}× faster); "
           f"identical output spikes: {same}\n")
+
+    # the floor under the workload: its first layer's weight rows alone
+    print(floor_table(net, events))
 
     # 2. fan-out 1000
     fan_graph = from_nir(dense_graph([100, 1000], scale=0.05))
