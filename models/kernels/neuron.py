@@ -435,13 +435,8 @@ def step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx, o
             and reset_code == RESET_SUBTRACT):
         return _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
                                  out_val, n_out, counters, RESET_SUBTRACT)
-    updates = n
-    # lazy catch-up of the neurons left out of earlier steps (no input, no spike possible)
-    for j in range(n):
-        if last[j] + 1 < k:
-            updates += _catch_up(j, k, coef, rec_start, fstate, last, spiking, multi,
-                                 reset_code, at_threshold)
-        last[j] = k
+    updates = n + _catch_up_all(k, coef, rec_start, fstate, last, spiking, multi, reset_code,
+                                at_threshold)
     rec = k >= rec_start
     # the step itself; the spike counts go to ``acc`` (read back below, then cleared).
     # Constant flags per call, so that the branches fold and the loop vectorises.
@@ -465,6 +460,27 @@ def step_all(k, coef, flags, fstate, istate, bstate, sched, out_step, out_idx, o
     flags[N_ACTIVE] = na
     counters[0] += updates
     return n_out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _catch_up_all(k, coef, rec_start, fstate, last, spiking, multi, reset_code, at_threshold):
+    """``step_all``'s lazy catch-up: every neuron left out of earlier steps replays them
+    (no input, no spike possible), then all are marked updated at k; returns the
+    replayed updates. The common case, nobody behind (a dense layer touches all at
+    each step), is found by a pass the compiler vectorises."""
+    n = last.shape[0]
+    behind = False
+    for j in range(n):
+        behind |= last[j] + 1 < k
+    updates = 0
+    if behind:
+        for j in range(n):
+            if last[j] + 1 < k:
+                updates += _catch_up(j, k, coef, rec_start, fstate, last, spiking, multi,
+                                     reset_code, at_threshold)
+    for j in range(n):
+        last[j] = k
+    return updates
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -495,49 +511,42 @@ def _step_all_voltage(k, coef, flags, fstate, istate, bstate, out_step, out_idx,
     scaled input), in passes the compiler vectorises. The arithmetic is
     ``_update``'s without its terms that are exact zeros here, so the states and
     spikes are the same."""
-    gain_syn, beta, gain_v, leak = coef[GAIN_SYN], coef[BETA], coef[GAIN_V], coef[LEAK]
-    threshold, v_reset, v_min = coef[THRESHOLD], coef[V_RESET], coef[V_MIN]
-    bias, bias_rec, wake_gain = coef[BIAS], coef[BIAS_REC], coef[WAKE_GAIN]
-    v, i, acc = fstate[0], fstate[1], fstate[2]
+    acc = fstate[2]
     last, active = istate[LAST], istate[DUE]
-    always = bstate[1]
     rec_start = flags[REC_START]
     n = acc.shape[0]
-    updates = n
-    for j in range(n):
-        if last[j] + 1 < k:
-            updates += _catch_up(j, k, coef, rec_start, fstate, last, True, False, reset_code,
-                                 False)
-    for j in range(n):
-        last[j] = k
+    updates = n + _catch_up_all(k, coef, rec_start, fstate, last, True, False, reset_code, False)
     rec = k >= rec_start
-    # acc[j] becomes count + 2·(active next step): 0 for almost every neuron
+    # acc[j] becomes count + 2·(active next step): 0 for almost every neuron. The arrays
+    # are indexed as [row, j] of the packed ones, not through row views: the compiler
+    # then sees two arrays, not fifteen, and vectorises the loop.
     for j in range(n):
-        x = acc[j] + bias[j]
+        x = fstate[2, j] + coef[BIAS, j]
         if rec:
-            x = x + bias_rec[j]
-        th = threshold[j]
-        v_old = v[j]
-        ii = gain_syn[j] * x
-        vv = beta[j] * v_old + gain_v[j] * ii + leak[j]
+            x = x + coef[BIAS_REC, j]
+        th = coef[THRESHOLD, j]
+        v_old = fstate[0, j]
+        ii = coef[GAIN_SYN, j] * x
+        vv = coef[BETA, j] * v_old + coef[GAIN_V, j] * ii + coef[LEAK, j]
         r = 0.0
         if reset_code == RESET_SUBTRACT_SNNTORCH and v_old > th:
             r = 1.0
             vv = vv - th
         count = 1.0 if vv > th else 0.0
         if reset_code == RESET_ZERO:
-            vv = v_reset[j] if count > 0.0 else vv
+            vv = coef[V_RESET, j] if count > 0.0 else vv
         elif reset_code == RESET_SUBTRACT:
             vv = vv - th if count > 0.0 else vv
         elif count != r:
             vv = vv - (count - r) * th
-        vv = v_min[j] if vv < v_min[j] else vv
-        v[j] = vv
-        i[j] = ii
+        v_min = coef[V_MIN, j]
+        vv = v_min if vv < v_min else vv
+        fstate[0, j] = vv
+        fstate[1, j] = ii
         bound = vv if vv > 0.0 else 0.0
-        bound = bound + wake_gain[j] * abs(ii) if ii != 0.0 else bound
-        live = always[j] != 0 or bound * (1.0 + 1e-9) + 1e-300 >= th
-        acc[j] = count + (2.0 if live else 0.0)
+        bound = bound + coef[WAKE_GAIN, j] * abs(ii) if ii != 0.0 else bound
+        live = (bstate[1, j] != 0) | (bound * (1.0 + 1e-9) + 1e-300 >= th)
+        fstate[2, j] = count + (2.0 if live else 0.0)
     na = 0
     for j in range(n):
         m = acc[j]
