@@ -38,7 +38,7 @@ import numpy as np
 from ..drivers.packet import EVENT_DTYPE, as_events
 from .graph import Graph, GraphError, load_graph
 from .kernels.chain import run_dense_chain
-from .kernels.events import bin_events, bin_events_with_causes, cause_times
+from .kernels.events import bin_events, bin_events_with_causes, cause_times, output_events
 from .profiles import Profile, make_profile
 from .signal import Signal, empty_signal, merge_signals, raster_to_signal, signal_to_raster
 from .stages import STAGES, DenseStage, NeuronStage, Stage
@@ -447,27 +447,12 @@ class Network:
         recorded: dict[str, Signal],
     ) -> StepResult:
         """The output signal as events (one per spike, stamped with its cause time)."""
-        if not len(out):
-            return StepResult(events=np.zeros(0, dtype=EVENT_DTYPE), steps=out.step,
-                              output=out, synops=synops, neuron_updates=updates, first_step=k0,
-                              n_steps=k1 - k0, n_input_events=n_in, n_late=n_late,
-                              recorded=recorded)
-        if self._output_spiking:
-            counts = np.rint(out.val).astype(np.int64)
-            reps = np.minimum(counts, MAX_SPIKES_PER_EVENT_STEP)
-            n_truncated = int((counts - reps).sum())
-        else:  # v of a non-spiking readout: one event per entry, the value in counts
-            reps = np.ones(len(out), np.int64)
-            n_truncated = 0
-        ev_steps = np.repeat(out.step, reps)
-        ev = np.zeros(len(ev_steps), dtype=EVENT_DTYPE)
-        if len(ev):
-            ev["t"] = self._times_us(ev_steps, causes)
-            ev["x"] = np.repeat(out.idx, reps)
-            ev["p"] = 1
+        events, steps, n_truncated = output_events(
+            out.step, out.idx, out.val, self._output_spiking, MAX_SPIKES_PER_EVENT_STEP,
+            self.t_origin_us or 0, self.profile.dt_us, causes[0], causes[1])
         return StepResult(
-            events=ev,
-            steps=ev_steps,
+            events=events,
+            steps=steps,
             output=out,
             synops=synops,
             neuron_updates=updates,
@@ -475,19 +460,9 @@ class Network:
             n_steps=k1 - k0,
             n_input_events=n_in,
             n_late=n_late,
-            n_truncated=n_truncated,
+            n_truncated=int(n_truncated),
             recorded=recorded,
         )
-
-    def _times_us(self, steps: np.ndarray, causes: _Causes) -> np.ndarray:
-        """Each step's cause time: its latest input event, else the step's start."""
-        times = (self.t_origin_us or 0) + steps * self.profile.dt_us
-        c_steps, c_t = causes
-        if len(c_steps):
-            at = np.minimum(np.searchsorted(c_steps, steps), len(c_steps) - 1)
-            hit = c_steps[at] == steps
-            times[hit] = c_t[at[hit]]
-        return times
 
     def _fusable(self, dense: str, record: tuple[str, ...]) -> bool:
         # a stage swapped at run time (CSR, other precision) runs on its own

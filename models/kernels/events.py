@@ -1,8 +1,12 @@
-"""Input events → (step, flat input index): one pass over the packet's columns."""
+"""Input events → (step, flat input index): one pass over the packet's columns; and
+the output spikes → output events stamped with their cause times."""
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
+
+from ...drivers.packet import EVENT_DTYPE
 
 _SAFE_US = 2**61
 """Times and origins below this in magnitude: a step's bounds can be formed without overflow."""
@@ -88,3 +92,39 @@ def bin_events_with_causes(t, x, y, p, origin_us, dt_us, k0, n_p, n_y, n_x, out_
     if bad >= 0 or not ordered:
         return bad, field, n_late, last, ordered, -1
     return bad, field, n_late, last, ordered, cause_times(out_step, t, cause_step, cause_t)
+
+
+@njit(cache=True, nogil=True)
+def output_events(step, idx, val, spiking, max_rep, origin_us, dt_us, cause_step, cause_t):
+    """The output signal (step, index, value) as ``EVENT_DTYPE`` events: a spiking layer's
+    entry gives one event per spike (at most ``max_rep``; the rest are counted), any other
+    one event. t = the time of the latest input event of the step (``cause_step`` /
+    ``cause_t``, sorted), else the step's start. Returns (events, their steps, spikes
+    beyond ``max_rep``)."""
+    n = step.shape[0]
+    reps = np.ones(n, np.int64)
+    truncated = 0
+    if spiking:
+        for e in range(n):
+            count = np.int64(np.rint(val[e]))
+            reps[e] = min(count, max_rep)
+            truncated += count - reps[e]
+    total = 0
+    for e in range(n):
+        total += max(reps[e], 0)
+    events = np.zeros(total, dtype=EVENT_DTYPE)
+    steps = np.empty(total, np.int64)
+    c = 0
+    m = 0
+    for e in range(n):
+        k = step[e]
+        while c < cause_step.shape[0] and cause_step[c] < k:
+            c += 1
+        t = cause_t[c] if c < cause_step.shape[0] and cause_step[c] == k else origin_us + k * dt_us
+        for _ in range(reps[e]):
+            events[m]["t"] = t
+            events[m]["x"] = idx[e]
+            events[m]["p"] = 1
+            steps[m] = k
+            m += 1
+    return events, steps, truncated
