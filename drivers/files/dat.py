@@ -24,7 +24,7 @@ from .percent_header import (
     read_percent_header,
     sniff_percent_header,
 )
-from .words import DONE, FULL, collect_events
+from .words import DONE, FULL, WordDecoder
 
 EVENT_TYPES = {0x00: "Event2D", 0x0C: "CD"}
 RECORD_BYTES = 8
@@ -62,22 +62,18 @@ def _decode_kernel(words, pos, state, out_t, out_x, out_y, out_p):
     return n_out, i, status
 
 
-class DatDecoder:
+class DatDecoder(WordDecoder):
     """Stateful DAT records → events (the clock wrap count carries across chunks)."""
+
+    kernel = _decode_kernel
+    record_bytes = RECORD_BYTES
+    word_dtype = "<u4"
+    word_bytes = 4
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.state = np.array([-1, 0], dtype=np.int64)
-
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n_records = len(buf) // RECORD_BYTES
-        words = np.frombuffer(buf, dtype="<u4", count=2 * n_records)
-
-        def step(pos, out_t, out_x, out_y, out_p):
-            return _decode_kernel(words, pos, self.state, out_t, out_x, out_y, out_p)
-
-        events, used, _ = collect_events(step, n_records, 1.0, 1)
-        return events, RECORD_BYTES * used
+        self.params = (self.state,)
 
 
 class DatFormat:

@@ -26,16 +26,15 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from ..packet import EVENT_DTYPE, Geometry, as_events
+from ..packet import EVENT_DTYPE, Geometry
 from .base import FileHeader
 from .percent_header import (
     header_t_offset_us,
-    raw_evt_header,
     raw_evt_version,
     read_raw_header,
     sniff_percent_header,
 )
-from .words import DONE, FULL, check_writable, collect_events, time_steps
+from .words import DONE, FULL, WordDecoder, WordWriter
 
 MAX_COORD = 2048
 """EVT 2.0 addresses are 11 bits."""
@@ -87,7 +86,7 @@ def _decode_kernel(words, pos, state, t_offset, out_t, out_x, out_y, out_p):
     return n_out, i, DONE if i == n else FULL
 
 
-_E_STARTED, _E_HIGH = range(2)
+_E_STARTED, _E_HIGH = range(2)  # slots 0, 1 as WordWriter expects
 
 
 @njit(cache=True, nogil=True)
@@ -130,68 +129,40 @@ def _encode_kernel(t, x, y, p, state, out):
     return n_words, i
 
 
-class Evt2Decoder:
+class Evt2Decoder(WordDecoder):
     """Stateful EVT 2.0 words → events; the time base carries across chunks."""
+
+    kernel = _decode_kernel
+    record_bytes = 4
+    word_dtype = "<u4"
+    word_bytes = 4
 
     def __init__(self, where: str, t_offset_us: int = 0) -> None:
         self.where = where
         self.t_offset_us = t_offset_us
         self.state = np.zeros(3, dtype=np.int64)
-
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n_words = len(buf) // 4
-        words = np.frombuffer(buf, dtype="<u4", count=n_words)
-
-        def step(pos, out_t, out_x, out_y, out_p):
-            return _decode_kernel(words, pos, self.state, self.t_offset_us,
-                                  out_t, out_x, out_y, out_p)
-
-        events, used, _ = collect_events(step, n_words, 1.0, 1)
-        return events, 4 * used
+        self.params = (self.state, t_offset_us)
 
 
-class Evt2Writer:
+class Evt2Writer(WordWriter):
     """Events → an EVT 2.0 ``.raw`` file; the header is written with the first events."""
 
+    version = "2.0"
+    max_coord = MAX_COORD
+    word_dtype = "<u4"
+    loop_us = _LOOP_US
+    time_high_shift = 6
+    time_high_step = _TIME_HIGH_STEP
+    words_per_event = 2
+    spare_words = 16
+    n_state = 2
+
     def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str = "evt2 writer") -> None:
-        self.f = f
-        self.geometry = geometry
-        self.where = where
-        self.state = np.zeros(2, dtype=np.int64)
-        self.t_offset_us: int | None = None
-        self.t_last_us = -1
-        self.n_events = 0
+        super().__init__(f, geometry, where)
 
-    def _write_header(self, t_offset_us: int) -> None:
-        self.f.write(raw_evt_header("2.0", self.geometry, t_offset_us))
-        self.t_offset_us = t_offset_us
-
-    def write(self, events: np.ndarray) -> None:
-        events = as_events(events, self.where)
-        if len(events) == 0:
-            return
-        t = events["t"]
-        check_writable(events, self.geometry, MAX_COORD, self.where, self.n_events, self.t_last_us)
-        if self.t_offset_us is None:
-            self._write_header((int(t[0]) // _LOOP_US) * _LOOP_US)
-        rel_t = t - self.t_offset_us
-        first_high = int(self.state[_E_HIGH]) if self.state[_E_STARTED] else None
-        n_steps = time_steps(rel_t >> 6, first_high, _TIME_HIGH_STEP, self.where, self.n_events)
-        done = 0
-        while done < len(events):
-            out = np.empty(2 * (len(events) - done) + n_steps + 16, dtype="<u4")
-            n_words, n_used = _encode_kernel(rel_t[done:], events["x"][done:],
-                                             events["y"][done:], events["p"][done:],
-                                             self.state, out)
-            self.f.write(out[:n_words].tobytes())
-            done += n_used
-        self.n_events += len(events)
-        self.t_last_us = int(t[-1])
-
-    def close(self) -> None:
-        if self.t_offset_us is None:
-            self._write_header(0)
-        self.f.flush()
+    def _encode(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray,
+                out: np.ndarray) -> tuple[int, int]:
+        return _encode_kernel(t, x, y, p, self.state, out)
 
 
 class Evt2Format:

@@ -38,7 +38,7 @@ from .percent_header import (
     read_raw_header,
     sniff_percent_header,
 )
-from .words import DONE, FULL, bit_index, collect_events
+from .words import DONE, FULL, WordDecoder, bit_index
 
 WORD_BYTES = 8
 _HIGH_RANGE = 1 << 28
@@ -93,24 +93,21 @@ def _decode_kernel(halves, pos, upper_first, state, out_t, out_x, out_y, out_p):
     return n_out, i, status
 
 
-class Evt21Decoder:
+class Evt21Decoder(WordDecoder):
     """Stateful EVT 2.1 words → events; the time base carries across chunks."""
+
+    kernel = _decode_kernel
+    record_bytes = WORD_BYTES
+    word_dtype = "<u4"
+    word_bytes = 4
+    events_per_word = 4.0
+    max_per_word = 32
 
     def __init__(self, where: str, upper_first: bool) -> None:
         self.where = where
         self.upper_first = upper_first
         self.state = np.zeros(3, dtype=np.int64)
-
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n_words = len(buf) // WORD_BYTES
-        halves = np.frombuffer(buf, dtype="<u4", count=2 * n_words)
-
-        def step(pos, out_t, out_x, out_y, out_p):
-            return _decode_kernel(halves, pos, self.upper_first, self.state,
-                                  out_t, out_x, out_y, out_p)
-
-        events, used, _ = collect_events(step, n_words, 4.0, 32)
-        return events, WORD_BYTES * used
+        self.params = (upper_first, self.state)
 
 
 class Evt21Format:

@@ -35,25 +35,15 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from ..errors import FormatError
-from ..packet import EVENT_DTYPE, Geometry, as_events
+from ..packet import EVENT_DTYPE, Geometry
 from .base import FileHeader
 from .percent_header import (
     header_t_offset_us,
-    raw_evt_header,
     raw_evt_version,
     read_raw_header,
     sniff_percent_header,
 )
-from .words import (
-    DONE,
-    FULL,
-    PARTIAL,
-    bit_index,
-    check_writable,
-    collect_events,
-    time_steps,
-)
+from .words import DONE, FULL, PARTIAL, WordDecoder, WordWriter, bit_index
 
 MAX_COORD = 2048
 """EVT 3.0 addresses are 11 bits."""
@@ -173,7 +163,7 @@ def _decode_kernel(words, pos, state, width, height, t_offset, out_t, out_x, out
 
 
 # encoder state slots
-_E_STARTED, _E_TH, _E_LOW, _E_Y = range(4)
+_E_STARTED, _E_TH, _E_LOW, _E_Y = range(4)  # slots 0, 1 as WordWriter expects
 
 
 @njit(cache=True, nogil=True)
@@ -255,8 +245,15 @@ def _encode_kernel(t, x, y, p, state, vector_width, out):
     return n_words, i
 
 
-class Evt3Decoder:
+class Evt3Decoder(WordDecoder):
     """Stateful EVT 3.0 words → events; the time base and row carry across chunks."""
+
+    kernel = _decode_kernel
+    record_bytes = 2
+    word_dtype = "<u2"
+    word_bytes = 2
+    max_per_word = 32
+    truncated = "truncated EVT 3.0 vector (VECT_12 needs 3 words, {n_left} left)"
 
     def __init__(self, where: str, geometry: Geometry | None, t_offset_us: int = 0) -> None:
         self.where = where
@@ -264,68 +261,31 @@ class Evt3Decoder:
         self.height = geometry.height if geometry else MAX_COORD
         self.t_offset_us = t_offset_us
         self.state = np.zeros(_N_STATE, dtype=np.int64)
-
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n_words = len(buf) // 2
-        words = np.frombuffer(buf, dtype="<u2", count=n_words)
-
-        def step(pos, out_t, out_x, out_y, out_p):
-            return _decode_kernel(words, pos, self.state, self.width, self.height,
-                                  self.t_offset_us, out_t, out_x, out_y, out_p)
-
-        events, used, status = collect_events(step, n_words, 1.0, 32)
-        if status == PARTIAL and final:
-            raise FormatError(
-                f"{self.where}: byte {offset + 2 * used}: truncated EVT 3.0 vector "
-                f"(VECT_12 needs 3 words, {n_words - used} left)"
-            )
-        return events, 2 * used
+        self.params = (self.state, self.width, self.height, t_offset_us)
 
 
-class Evt3Writer:
+class Evt3Writer(WordWriter):
     """Events → an EVT 3.0 ``.raw`` file; the header is written with the first events."""
 
+    version = "3.0"
+    max_coord = MAX_COORD
+    word_dtype = "<u2"
+    loop_us = _LOOP_US
+    time_high_shift = 12
+    time_high_step = _TIME_HIGH_STEP
+    words_per_event = 4
+    spare_words = 64
+    n_state = 4
+
     def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str = "evt3 writer") -> None:
-        self.f = f
-        self.geometry = geometry
-        self.where = where
-        self.state = np.zeros(4, dtype=np.int64)
+        super().__init__(f, geometry, where)
         self.state[_E_Y] = -1
-        self.t_offset_us: int | None = None
-        self.t_last_us = -1
-        self.n_events = 0
         self._vector_width = geometry.width if geometry else MAX_COORD
 
-    def _write_header(self, t_offset_us: int) -> None:
-        self.f.write(raw_evt_header("3.0", self.geometry, t_offset_us))
-        self.t_offset_us = t_offset_us
-
-    def write(self, events: np.ndarray) -> None:
-        events = as_events(events, self.where)
-        if len(events) == 0:
-            return
-        t = events["t"]
-        check_writable(events, self.geometry, MAX_COORD, self.where, self.n_events, self.t_last_us)
-        if self.t_offset_us is None:
-            self._write_header((int(t[0]) // _LOOP_US) * _LOOP_US)
-        rel_t = t - self.t_offset_us
-        first_th = int(self.state[_E_TH]) if self.state[_E_STARTED] else None
-        n_steps = time_steps(rel_t >> 12, first_th, _TIME_HIGH_STEP, self.where, self.n_events)
-        x, y, p = events["x"], events["y"], events["p"]
-        done = 0
-        while done < len(events):
-            out = np.empty(4 * (len(events) - done) + n_steps + 64, dtype="<u2")
-            n_words, n_used = _encode_kernel(rel_t[done:], x[done:], y[done:], p[done:],
-                                             self.state, self._vector_width, out)
-            self.f.write(out[:n_words].tobytes())
-            done += n_used
-        self.n_events += len(events)
-        self.t_last_us = int(t[-1])
-
-    def close(self) -> None:
-        if self.t_offset_us is None:
-            self._write_header(0)
-        self.f.flush()
+    def _encode(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray,
+                out: np.ndarray) -> tuple[int, int]:
+        return _encode_kernel(
+            t, x, y, p, self.state, self._vector_width, out)
 
 
 class Evt3Format:
