@@ -28,12 +28,7 @@ from numba import njit
 
 from ..packet import EVENT_DTYPE, Geometry
 from .base import FileHeader
-from .percent_header import (
-    header_t_offset_us,
-    raw_evt_version,
-    read_raw_header,
-    sniff_percent_header,
-)
+from .percent_header import RawEvtFormat, header_t_offset_us
 from .words import DONE, FULL, WordDecoder, WordWriter
 
 MAX_COORD = 2048
@@ -165,17 +160,10 @@ class Evt2Writer(WordWriter):
         return _encode_kernel(t, x, y, p, self.state, out)
 
 
-class Evt2Format:
+class Evt2Format(RawEvtFormat):
     name: str = "evt2"
-    extensions: tuple[str, ...] = (".raw",)
+    version = "2.0"
     label = "Prophesee EVT 2.0"
-
-    def sniff(self, head: bytes) -> bool:
-        header = sniff_percent_header(head)
-        return header is not None and raw_evt_version(header) == "2.0"
-
-    def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        return read_raw_header(f, where, self.name, "2.0")[0]
 
     def decoder(self, header: FileHeader, where: str) -> Evt2Decoder:
         return Evt2Decoder(where, header_t_offset_us(header.meta, where))

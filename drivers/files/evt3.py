@@ -37,12 +37,7 @@ from numba import njit
 
 from ..packet import EVENT_DTYPE, Geometry
 from .base import FileHeader
-from .percent_header import (
-    header_t_offset_us,
-    raw_evt_version,
-    read_raw_header,
-    sniff_percent_header,
-)
+from .percent_header import RawEvtFormat, header_t_offset_us
 from .words import DONE, FULL, PARTIAL, WordDecoder, WordWriter, bit_index
 
 MAX_COORD = 2048
@@ -288,17 +283,10 @@ class Evt3Writer(WordWriter):
             t, x, y, p, self.state, self._vector_width, out)
 
 
-class Evt3Format:
+class Evt3Format(RawEvtFormat):
     name: str = "evt3"
-    extensions: tuple[str, ...] = (".raw",)
+    version = "3.0"
     label = "Prophesee EVT 3.0"
-
-    def sniff(self, head: bytes) -> bool:
-        header = sniff_percent_header(head)
-        return header is not None and raw_evt_version(header) == "3.0"
-
-    def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        return read_raw_header(f, where, self.name, "3.0")[0]
 
     def decoder(self, header: FileHeader, where: str) -> Evt3Decoder:
         return Evt3Decoder(where, header.geometry, header_t_offset_us(header.meta, where))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from ..errors import FormatError
 from ..packet import Geometry
@@ -236,6 +236,21 @@ def read_raw_header(f: BinaryIO, where: str, name: str, version: str
         raise FormatError(f"{where}: byte 0: header says EVT {found}, not EVT {version}")
     return FileHeader(name, header.data_offset, header_geometry(header),
                       dict(header.fields)), header
+
+
+class RawEvtFormat:
+    """The header side of the ``.raw`` EVT formats told by ``raw_evt_version`` (2.0, 3.0)."""
+
+    name: str
+    version: ClassVar[str]
+    extensions: tuple[str, ...] = (".raw",)
+
+    def sniff(self, head: bytes) -> bool:
+        header = sniff_percent_header(head)
+        return header is not None and raw_evt_version(header) == self.version
+
+    def read_header(self, f: BinaryIO, where: str) -> FileHeader:
+        return read_raw_header(f, where, self.name, self.version)[0]
 
 
 def raw_evt_header(version: str, geometry: Geometry | None, t_offset_us: int) -> bytes:
