@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,29 +12,26 @@ from hypothesis import strategies as st
 
 from spikegate.drivers.errors import FormatError
 from spikegate.drivers.files import detect, nas, read_events
-from spikegate.drivers.files.base import concat_events, iter_event_chunks
 from spikegate.drivers.packet import Geometry, make_events
+
+from .format_bytes import read_bytes as read_format_bytes
+from .format_bytes import write_bytes as write_format_bytes
+from .reference_figures import reference_for
 
 SAMPLE = "pynavis_sound_mono_32ch_ONOFF_addr2b_ts02.aedat"
 
 
 def read_bytes(data: bytes, chunk_bytes: int = 1 << 22) -> tuple[Geometry | None, np.ndarray]:
-    header, chunks = iter_event_chunks(io.BytesIO(data), nas.FORMAT, "mem.aedat", chunk_bytes)
-    return header.geometry, concat_events(chunks)
+    header, events = read_format_bytes(nas.FORMAT, data, chunk_bytes)
+    return header.geometry, events
 
 
-def write_bytes(events: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    writer = nas.FORMAT.writer(out, None)
-    writer.write(events)
-    writer.close()
-    return out.getvalue()
+write_bytes = partial(write_format_bytes, nas.FORMAT)
 
 
 def test_real_sample_matches_reference(shared: Path) -> None:
     path = shared / "data" / SAMPLE
-    ref = next(e for e in json.loads((shared / "data" / "reference.json").read_text())
-               if e["file"] == SAMPLE)
+    ref = reference_for(shared / "data", SAMPLE)
     header, events = read_events(path, "nas")
     assert header.geometry == Geometry(ref["width"], ref["height"])
     assert len(events) == ref["count"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,40 +12,26 @@ from hypothesis import strategies as st
 
 from spikegate.drivers.errors import FormatError
 from spikegate.drivers.files import detect, nmnist, read_events
-from spikegate.drivers.files.base import concat_events, iter_event_chunks
 from spikegate.drivers.packet import Geometry, make_events
+
+from .format_bytes import decode_bytes
+from .format_bytes import write_bytes as write_format_bytes
+from .reference_figures import check_against_reference, reference_for
 
 SAMPLE = "tonic_sample_nmnist.bin"
 
 
-def read_bytes(data: bytes, chunk_bytes: int = 1 << 22) -> np.ndarray:
-    _, chunks = iter_event_chunks(io.BytesIO(data), nmnist.FORMAT, "mem.bin", chunk_bytes)
-    return concat_events(chunks)
-
-
-def write_bytes(events: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    writer = nmnist.FORMAT.writer(out, None)
-    writer.write(events)
-    writer.close()
-    return out.getvalue()
+read_bytes = partial(decode_bytes, nmnist.FORMAT)
+write_bytes = partial(write_format_bytes, nmnist.FORMAT)
 
 
 def test_real_sample_matches_reference(shared: Path) -> None:
     path = shared / "data" / SAMPLE
-    ref = next(e for e in json.loads((shared / "data" / "reference.json").read_text())
-               if e["file"] == SAMPLE)
+    ref = reference_for(shared / "data", SAMPLE)
     assert detect(path) is nmnist.FORMAT
     header, events = read_events(path)
     assert header.geometry == Geometry(ref["width"], ref["height"])
-    assert len(events) == ref["count"]
-    assert (int(events["t"][0]), int(events["t"][-1])) == (ref["t_first_us"], ref["t_last_us"])
-    assert (int(events["x"].min()), int(events["x"].max())) == (ref["x_min"], ref["x_max"])
-    assert (int(events["y"].min()), int(events["y"].max())) == (ref["y_min"], ref["y_max"])
-    assert int((events["p"] == 1).sum()) == ref["n_on"]
-    assert int((events["p"] == 0).sum()) == ref["n_off"]
-    np.testing.assert_array_equal(events[:1000],
-                                  np.load(shared / "data" / f"{SAMPLE}.first1000.npy"))
+    check_against_reference(shared / "data", SAMPLE, events)
 
 
 @pytest.mark.parametrize("chunk_bytes", [5, 333, 4096])
