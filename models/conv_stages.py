@@ -13,8 +13,7 @@ import numpy as np
 
 from .conv_kinds import ConvParams, PoolParams
 from .graph import Layer
-from .kernels.conv import _scatter_conv, output_capacity, scatter_conv_steps
-from .kernels.pool import _scatter_pool, scatter_pool_steps
+from .kernels.conv import output_capacity, scatter_batch, scatter_steps
 from .profiles import Profile
 from .signal import Signal, empty_signal
 from .stages import Stage, register_stage
@@ -30,10 +29,10 @@ def _dense_map(layer: Layer, constant: np.ndarray) -> np.ndarray:
     flag = np.zeros(g.n_out, np.uint8)
     touched = np.empty(g.n_out, np.int64)
     if isinstance(params, ConvParams):
-        _scatter_conv(src, amount, g.as_array(), params.weight.ravel(), acc, flag, touched)
+        scatter_batch(src, amount, g.as_array(), params.weight.ravel(), acc, flag, touched)
         acc += params.bias_per_output
     else:
-        _scatter_pool(src, amount, g.as_array(), float(params.scale), acc, flag, touched)
+        scatter_batch(src, amount, g.as_array(), float(params.scale), acc, flag, touched)
     return acc
 
 
@@ -80,9 +79,8 @@ class ConvStage(_ScatterStage):
         self.weight = np.ascontiguousarray(layer.params.weight, dtype=np.float64).ravel()
 
     def _scatter(self, inp: Signal, out: Signal) -> int:
-        return scatter_conv_steps(inp.step, inp.idx, inp.val, self.geom, self.weight, self.acc,
-                                  self.mark, self.touched, out.step, out.idx, out.val,
-                                  self.counters)
+        return scatter_steps(inp.step, inp.idx, inp.val, self.geom, self.weight, self.acc,
+                             self.mark, self.touched, out.step, out.idx, out.val, self.counters)
 
 
 @register_stage
@@ -97,9 +95,8 @@ class PoolStage(_ScatterStage):
         self.scale = float(params.scale)
 
     def _scatter(self, inp: Signal, out: Signal) -> int:
-        return scatter_pool_steps(inp.step, inp.idx, inp.val, self.geom, self.scale, self.acc,
-                                  self.mark, self.touched, out.step, out.idx, out.val,
-                                  self.counters)
+        return scatter_steps(inp.step, inp.idx, inp.val, self.geom, self.scale, self.acc,
+                             self.mark, self.touched, out.step, out.idx, out.val, self.counters)
 
 
 @register_stage

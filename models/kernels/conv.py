@@ -11,6 +11,9 @@ channels ``o`` of ``c``'s group. A Conv1d is a Conv2d with ``h = kh = 1``.
 
 Geometry travels as one int64 array (``GEOM_*`` indices) so kernels take
 arrays and scalars only. Tensors are flat, C order: ``(c, y, x)``.
+
+Pooling (``kernels.pool``) runs through the same kernels, ``scatter_batch`` and
+``scatter_steps``: a float window scale in place of the weights selects its window walk.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 GEOM_C_IN, GEOM_H_IN, GEOM_W_IN = 0, 1, 2
 GEOM_C_OUT, GEOM_H_OUT, GEOM_W_OUT = 3, 4, 5
@@ -105,7 +109,22 @@ class ConvGeometry:
         )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def _tap_target(i, pad, tap, dil, stride, n_out):
+    """The output coordinate that kernel tap ``tap`` links input coordinate ``i`` to along
+    one axis: ≥ 0; −1 none; −2 none for this tap or any later one."""
+    n = i + pad - tap * dil
+    if n < 0:
+        return -2
+    if n % stride != 0:
+        return -1
+    o = n // stride
+    if o >= n_out:
+        return -1
+    return o
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_dirty):
     """Add ``amount`` × the kernel of input ``src`` into ``acc``.
 
@@ -138,22 +157,16 @@ def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_
     o0 = g * cg_out
     n_synops = 0
     for ky in range(kh):
-        ny = iy + py - ky * dy
-        if ny < 0:
+        oy = _tap_target(iy, py, ky, dy, sy, h_out)
+        if oy == -2:
             break
-        if ny % sy != 0:
-            continue
-        oy = ny // sy
-        if oy >= h_out:
+        if oy < 0:
             continue
         for kx in range(kw):
-            nx = ix + px - kx * dx
-            if nx < 0:
+            ox = _tap_target(ix, px, kx, dx, sx, w_out)
+            if ox == -2:
                 break
-            if nx % sx != 0:
-                continue
-            ox = nx // sx
-            if ox >= w_out:
+            if ox < 0:
                 continue
             for o in range(o0, o0 + cg_out):
                 j = (o * h_out + oy) * w_out + ox
@@ -166,23 +179,95 @@ def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_
     return n_dirty, n_synops
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _scatter_window_one(src, amount, geom, scale, acc, dirty_flag, dirty_list, n_dirty):
+    """Pooling (see ``kernels.pool``): add ``amount · scale`` to each window holding input
+    ``src``; returns ``(n_dirty, n_synops)`` like ``_scatter_conv_one``."""
+    h_in = geom[1]
+    w_in = geom[2]
+    h_out = geom[4]
+    w_out = geom[5]
+    kh = geom[6]
+    kw = geom[7]
+    sy = geom[8]
+    sx = geom[9]
+    py = geom[10]
+    px = geom[11]
+    c = src // (h_in * w_in)
+    rem = src - c * (h_in * w_in)
+    iy = rem // w_in
+    ix = rem - iy * w_in
+    n_synops = 0
+    value = amount * scale
+    # windows oy with 0 <= iy + py - oy*sy < kh
+    oy_hi = (iy + py) // sy
+    if oy_hi > h_out - 1:
+        oy_hi = h_out - 1
+    ox_hi = (ix + px) // sx
+    if ox_hi > w_out - 1:
+        ox_hi = w_out - 1
+    oy = oy_hi
+    while oy >= 0 and iy + py - oy * sy < kh:
+        ox = ox_hi
+        while ox >= 0 and ix + px - ox * sx < kw:
+            j = (c * h_out + oy) * w_out + ox
+            acc[j] += value
+            n_synops += 1
+            if dirty_flag[j] == 0:
+                dirty_flag[j] = 1
+                dirty_list[n_dirty] = j
+                n_dirty += 1
+            ox -= 1
+        oy -= 1
+    return n_dirty, n_synops
+
+
+def _scatter_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty):
+    """One input spike through a convolution (``kernel``: its flat weights) or a pooling
+    layer (``kernel``: the window scale, a float); returns ``(n_dirty, n_synops)``.
+
+    Compiled code picks the branch by the type of ``kernel`` (``@overload`` below), at
+    no cost per call; this body serves ``NUMBA_DISABLE_JIT=1``.
+    """
+    if isinstance(kernel, np.ndarray):
+        return _scatter_conv_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty)
+    return _scatter_window_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty)
+
+
+@overload(_scatter_one, inline="always")
+def _overload_scatter_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty):
+    if isinstance(kernel, types.Array):
+        def scatter_conv_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty):
+            return _scatter_conv_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list,
+                                     n_dirty)
+        return scatter_conv_one
+    if isinstance(kernel, types.Float):
+        def scatter_window_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list, n_dirty):
+            return _scatter_window_one(src, amount, geom, kernel, acc, dirty_flag, dirty_list,
+                                       n_dirty)
+        return scatter_window_one
+    return None
+
+
 @njit(cache=True, nogil=True)
-def _scatter_conv(src, amount, geom, weight, acc, dirty_flag, dirty_list):
-    """Scatter a batch of spikes (``src[i]`` × ``amount[i]``); returns ``(n_dirty, n_synops)``."""
+def scatter_batch(src, amount, geom, kernel, acc, dirty_flag, dirty_list):
+    """Scatter a batch of spikes (``src[i]`` × ``amount[i]``) through a convolution or a
+    pooling layer (``kernel`` as for ``_scatter_one``); returns ``(n_dirty, n_synops)``."""
     n_dirty = 0
     n_synops = 0
     for i in range(src.shape[0]):
-        n_dirty, s = _scatter_conv_one(
-            src[i], amount[i], geom, weight, acc, dirty_flag, dirty_list, n_dirty
+        n_dirty, s = _scatter_one(
+            src[i], amount[i], geom, kernel, acc, dirty_flag, dirty_list, n_dirty
         )
         n_synops += s
     return n_dirty, n_synops
 
 
 @njit(cache=True, nogil=True)
-def scatter_conv_steps(in_step, in_idx, in_val, geom, weight, acc, mark, touched,
-                       out_step, out_idx, out_val, counters):
-    """Scatter sorted-by-step input events through a convolution, step by step.
+def scatter_steps(in_step, in_idx, in_val, geom, kernel, acc, mark, touched,
+                  out_step, out_idx, out_val, counters):
+    """Scatter sorted-by-step input events through a convolution (``kernel``: its flat
+    weights) or a pooling layer (``kernel``: the window scale), step by step.
 
     For each step with input, writes one output event ``(step, j, Σ)`` per
     output ``j`` the step's inputs reached (first-touch order). ``acc`` and
@@ -198,8 +283,7 @@ def scatter_conv_steps(in_step, in_idx, in_val, geom, weight, acc, mark, touched
         k = in_step[pos]
         nt = 0
         while pos < n_in and in_step[pos] == k:
-            nt, s = _scatter_conv_one(in_idx[pos], in_val[pos], geom, weight, acc, mark,
-                                      touched, nt)
+            nt, s = _scatter_one(in_idx[pos], in_val[pos], geom, kernel, acc, mark, touched, nt)
             synops += s
             pos += 1
         for c in range(nt):
@@ -215,7 +299,7 @@ def scatter_conv_steps(in_step, in_idx, in_val, geom, weight, acc, mark, touched
 
 
 def output_capacity(geometry: ConvGeometry, in_step: np.ndarray) -> int:
-    """An upper bound on the output events of ``scatter_conv_steps`` / ``scatter_pool_steps``."""
+    """An upper bound on the output events of ``scatter_steps``."""
     n_events = int(in_step.shape[0])
     if n_events == 0:
         return 0
@@ -255,7 +339,7 @@ def scatter_conv(
         raise ConvGeometryError(f"convolution: acc must be float64 of shape ({geometry.n_out},)")
     flag = np.zeros(geometry.n_out, dtype=np.uint8)
     touched = np.empty(geometry.n_out, dtype=np.int64)
-    n_dirty, n_synops = _scatter_conv(
+    n_dirty, n_synops = scatter_batch(
         src, amount, geometry.as_array(), weight.ravel(), acc, flag, touched
     )
     return acc, touched[:n_dirty].copy(), int(n_synops)
@@ -269,7 +353,7 @@ def warm_up() -> None:
     scatter_conv(geometry, weight, np.array([0, 4], dtype=np.int64))
     step = np.array([0, 0, 2], dtype=np.int64)
     cap = output_capacity(geometry, step)
-    scatter_conv_steps(step, np.array([0, 4, 9], dtype=np.int64), np.ones(3), geometry.as_array(),
-                       weight.ravel(), np.zeros(geometry.n_out), np.zeros(geometry.n_out, np.uint8),
-                       np.empty(geometry.n_out, np.int64), np.empty(cap, np.int64),
-                       np.empty(cap, np.int64), np.empty(cap), np.zeros(1, np.int64))
+    scatter_steps(step, np.array([0, 4, 9], dtype=np.int64), np.ones(3), geometry.as_array(),
+                  weight.ravel(), np.zeros(geometry.n_out), np.zeros(geometry.n_out, np.uint8),
+                  np.empty(geometry.n_out, np.int64), np.empty(cap, np.int64),
+                  np.empty(cap, np.int64), np.empty(cap), np.zeros(1, np.int64))

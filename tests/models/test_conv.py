@@ -140,7 +140,7 @@ def test_conv_steps_equal_dense_correlation_per_step(case, n_steps):
     frames = (rng.random((n_steps, c_in, h, w)) < 0.2) * rng.integers(1, 3, (n_steps, c_in, h, w))
     in_step, flat = np.nonzero(frames.reshape(n_steps, -1))
     in_val = frames.reshape(n_steps, -1)[in_step, flat].astype(float)
-    steps, idx, val, _ = _run_steps(conv.scatter_conv_steps, geometry, weight.ravel(),
+    steps, idx, val, _ = _run_steps(conv.scatter_steps, geometry, weight.ravel(),
                                     in_step.astype(np.int64), flat.astype(np.int64), in_val)
     got = np.zeros((n_steps, geometry.n_out))
     np.add.at(got, (steps, idx), val)
@@ -156,7 +156,7 @@ def test_pool_steps_equal_dense_pooling_per_step():
     geometry = pool.pool_geometry(4, 8, 8, 2, 2, 2, 2)
     frames = (rng.random((6, 4, 8, 8)) < 0.3).astype(float)
     in_step, flat = np.nonzero(frames.reshape(6, -1))
-    steps, idx, val, synops = _run_steps(pool.scatter_pool_steps, geometry, 0.25,
+    steps, idx, val, synops = _run_steps(conv.scatter_steps, geometry, 0.25,
                                          in_step.astype(np.int64), flat.astype(np.int64),
                                          np.ones(flat.size))
     got = np.zeros((6, geometry.n_out))
