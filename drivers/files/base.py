@@ -23,12 +23,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, ClassVar, Protocol
 
 import numpy as np
 
 from ..errors import FormatError
-from ..packet import EVENT_DTYPE, Geometry
+from ..packet import EVENT_DTYPE, Geometry, as_events
 
 CHUNK_BYTES = 1 << 22
 """Bytes read per step of the reader loop (4 MiB)."""
@@ -91,6 +91,54 @@ class Format(Protocol):
     def writer(self, f: BinaryIO, geometry: Geometry | None) -> Writer | None:
         """A writer for this format, or None when the format is read-only."""
         ...
+
+
+class RecordDecoder:
+    """Whole fixed-size records → events (a ``Decoder``); a subclass decodes the bytes of
+    ``n`` records into ``out`` (room for ``n`` events) and returns how many it wrote."""
+
+    record_bytes: ClassVar[int]
+
+    def _decode_records(self, data: np.ndarray, out: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
+        n = len(buf) // self.record_bytes
+        data = np.frombuffer(buf, dtype=np.uint8, count=n * self.record_bytes)
+        out = np.empty(n, dtype=EVENT_DTYPE)
+        k = self._decode_records(data, out)
+        return out if k == n else out[:k], n * self.record_bytes
+
+
+class RecordWriter:
+    """Events → a file of bare records (a ``Writer``); a subclass checks the events fit
+    (``ValueError`` otherwise) and turns them into bytes."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+
+    def _encode(self, events: np.ndarray) -> bytes:
+        raise NotImplementedError
+
+    def write(self, events: np.ndarray) -> None:
+        events = as_events(np.asarray(events), "events")
+        if events.shape[0] == 0:
+            return
+        self._f.write(self._encode(events))
+
+    def close(self) -> None:
+        self._f.flush()
+
+
+def refuse_aedat_header(f: BinaryIO, where: str, what: str) -> int:
+    """For a headerless format sharing an extension with AEDAT (``.aedat``, ``.bin``):
+    raise when ``f`` starts with ``#!AER-DAT`` (it is not ``what``); return the start
+    position, where ``f`` is left."""
+    start = f.tell()
+    if f.read(9).startswith(b"#!AER-DAT"):
+        raise FormatError(f"{where}: byte 0: has an AEDAT header, not {what}")
+    f.seek(start)
+    return start
 
 
 def iter_event_chunks(

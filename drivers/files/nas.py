@@ -29,8 +29,8 @@ import numpy as np
 from numba import njit
 
 from ..errors import FormatError
-from ..packet import EVENT_DTYPE, Geometry, as_events
-from .base import CHUNK_BYTES, FileHeader
+from ..packet import EVENT_DTYPE, Geometry
+from .base import CHUNK_BYTES, FileHeader, RecordDecoder, RecordWriter, refuse_aedat_header
 
 RECORD_BYTES = 6
 TICKS_PER_US = 5
@@ -58,41 +58,32 @@ def _decode_records(buf, last_ticks, wraps, out):
     return n, last_ticks, wraps
 
 
-class NasDecoder:
+class NasDecoder(RecordDecoder):
     """Whole 6-byte records → events; the tick wrap state carries across chunks."""
+
+    record_bytes = RECORD_BYTES
 
     def __init__(self, where: str) -> None:
         self._where = where
         self._last_ticks = -1
         self._wraps = 0
 
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n = len(buf) // RECORD_BYTES
-        data = np.frombuffer(buf, dtype=np.uint8, count=n * RECORD_BYTES)
-        out = np.empty(n, dtype=EVENT_DTYPE)
-        _, self._last_ticks, self._wraps = _decode_records(data, self._last_ticks, self._wraps, out)
-        return out, n * RECORD_BYTES
+    def _decode_records(self, data: np.ndarray, out: np.ndarray) -> int:
+        n, self._last_ticks, self._wraps = _decode_records(data, self._last_ticks, self._wraps,
+                                                           out)
+        return n
 
 
-class NasWriter:
+class NasWriter(RecordWriter):
     """Events → headerless NAS records (x = channel, p = 1 is ON, t_us × 5 ticks)."""
 
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-
-    def write(self, events: np.ndarray) -> None:
-        events = as_events(np.asarray(events), "events")
-        if events.shape[0] == 0:
-            return
+    def _encode(self, events: np.ndarray) -> bytes:
         if int(events["x"].max()) > 0x7FFF or int(events["t"].min()) < 0:
             raise ValueError("NAS stores channels up to 32767 and non-negative times")
         raw = np.empty(events.shape[0], dtype=RECORD_DTYPE)
         raw["a"] = (events["x"].astype(np.uint16) << 1) | (events["p"] == 0)
         raw["t"] = (events["t"] * TICKS_PER_US) % _WRAP
-        self._f.write(raw.tobytes())
-
-    def close(self) -> None:
-        self._f.flush()
+        return raw.tobytes()
 
 
 class NasFormat:
@@ -106,11 +97,7 @@ class NasFormat:
         return False  # no magic: never claimed from content alone
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        start = f.tell()
-        head = f.read(9)
-        if head.startswith(b"#!AER-DAT"):
-            raise FormatError(f"{where}: byte 0: has an AEDAT header, not a headerless NAS file")
-        f.seek(start)
+        start = refuse_aedat_header(f, where, "a headerless NAS file")
         max_channel = -1
         size = 0
         carry = b""

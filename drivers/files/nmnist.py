@@ -17,9 +17,8 @@ from typing import BinaryIO
 import numpy as np
 from numba import njit
 
-from ..errors import FormatError
-from ..packet import EVENT_DTYPE, Geometry, as_events
-from .base import FileHeader
+from ..packet import EVENT_DTYPE, Geometry
+from .base import FileHeader, RecordDecoder, RecordWriter, refuse_aedat_header
 
 RECORD_BYTES = 5
 OVERFLOW_Y = 240
@@ -48,31 +47,24 @@ def _decode_records(buf, overflows, out):
     return k, overflows
 
 
-class NmnistDecoder:
+class NmnistDecoder(RecordDecoder):
     """Whole 5-byte records → events; the overflow count carries across chunks."""
+
+    record_bytes = RECORD_BYTES
 
     def __init__(self, where: str) -> None:
         self._where = where
         self._overflows = 0
 
-    def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
-        n = len(buf) // RECORD_BYTES
-        data = np.frombuffer(buf, dtype=np.uint8, count=n * RECORD_BYTES)
-        out = np.empty(n, dtype=EVENT_DTYPE)
+    def _decode_records(self, data: np.ndarray, out: np.ndarray) -> int:
         k, self._overflows = _decode_records(data, self._overflows, out)
-        return out[:k], n * RECORD_BYTES
+        return k
 
 
-class NmnistWriter:
+class NmnistWriter(RecordWriter):
     """Events → 40-bit records (t < 2**23 µs, x and y < 256, y ≠ 240)."""
 
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-
-    def write(self, events: np.ndarray) -> None:
-        events = as_events(np.asarray(events), "events")
-        if events.shape[0] == 0:
-            return
+    def _encode(self, events: np.ndarray) -> bytes:
         t = events["t"]
         if int(t.min()) < 0 or int(t.max()) >= 1 << 23:
             raise ValueError("N-MNIST .bin stores t in 0 .. 2**23 - 1 µs")
@@ -86,10 +78,7 @@ class NmnistWriter:
         raw[:, 2] = ((t >> 16) & 0x7F) | ((events["p"] != 0).astype(np.int64) << 7)
         raw[:, 3] = (t >> 8) & 0xFF
         raw[:, 4] = t & 0xFF
-        self._f.write(raw.tobytes())
-
-    def close(self) -> None:
-        self._f.flush()
+        return raw.tobytes()
 
 
 class NmnistFormat:
@@ -103,9 +92,7 @@ class NmnistFormat:
         return False  # no magic
 
     def read_header(self, f: BinaryIO, where: str) -> FileHeader:
-        start = f.tell()
-        if f.read(9).startswith(b"#!AER-DAT"):
-            raise FormatError(f"{where}: byte 0: has an AEDAT header, not an N-MNIST .bin file")
+        start = refuse_aedat_header(f, where, "an N-MNIST .bin file")
         return FileHeader(self.name, start, GEOMETRY, {})
 
     def decoder(self, header: FileHeader, where: str) -> NmnistDecoder:
