@@ -22,6 +22,7 @@ from .neuron import (
     LOOK_AHEAD,
     N_ACTIVE,
     N_FLAGS,
+    gather_step_input,
     heap_capacity,
     heap_push,
     next_busy_step,
@@ -87,7 +88,6 @@ def advance_alif(
     """
     n = v.shape[0]
     cap = out_step.shape[0]
-    n_in = in_step.shape[0]
     pos = pos0
     n_out = 0
     updates = 0
@@ -96,15 +96,7 @@ def advance_alif(
         k = next_busy_step(k, k1, in_step, pos, flags, sched, wake)
         if k >= k1 or n_out + n > cap:
             break
-        nt = 0
-        while pos < n_in and in_step[pos] == k:
-            j = in_idx[pos]
-            acc[j] += in_val[pos]
-            if mark[j] == 0:
-                mark[j] = 1
-                cand[nt] = j
-                nt += 1
-            pos += 1
+        nt, pos = gather_step_input(k, in_step, in_idx, in_val, pos, acc, mark, cand)
         for q in range(flags[N_ACTIVE]):
             j = due[q]
             if mark[j] != 0:

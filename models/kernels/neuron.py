@@ -189,6 +189,23 @@ def next_busy_step(k, k1, in_step, pos, flags, sched, wake):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def gather_step_input(k, in_step, in_idx, in_val, pos, acc, mark, cand):
+    """Sum the inputs of step k, read from ``pos``, into ``acc``; list each receiver once in
+    ``cand`` (marked in ``mark``). Returns (receivers listed, the input position after)."""
+    n_in = in_step.shape[0]
+    nt = 0
+    while pos < n_in and in_step[pos] == k:
+        j = in_idx[pos]
+        acc[j] += in_val[pos]
+        if mark[j] == 0:
+            mark[j] = 1
+            cand[nt] = j
+            nt += 1
+        pos += 1
+    return nt, pos
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _emit(k, j, count, vv, spiking, out_step, out_idx, out_val, n_out):
     """Neuron j's output at step k: its spike count when it fired (spiking layers), its
     v otherwise; returns the new n_out."""
@@ -245,7 +262,6 @@ def advance_neurons(k0, k1, in_step, in_idx, in_val, pos0, coef, flags, fstate, 
     mark = bstate[0]
     n = acc.shape[0]
     cap = out_step.shape[0]
-    n_in = in_step.shape[0]
     pos = pos0
     n_out = 0
     k = k0
@@ -253,15 +269,7 @@ def advance_neurons(k0, k1, in_step, in_idx, in_val, pos0, coef, flags, fstate, 
         k = next_busy_step(k, k1, in_step, pos, flags, sched, wake)
         if k >= k1 or n_out + n > cap:
             break
-        nt = 0
-        while pos < n_in and in_step[pos] == k:
-            j = in_idx[pos]
-            acc[j] += in_val[pos]
-            if mark[j] == 0:
-                mark[j] = 1
-                cand[nt] = j
-                nt += 1
-            pos += 1
+        nt, pos = gather_step_input(k, in_step, in_idx, in_val, pos, acc, mark, cand)
         n_out = step_candidates(k, nt, coef, flags, fstate, istate, bstate, sched,
                                 out_step, out_idx, out_val, n_out, counters)
         k += 1
