@@ -782,7 +782,16 @@ def _next_events_packet(buf, pos, n, offset, table_at, stream_ids, events_id):
 @njit(cache=True, nogil=True)
 def _take_events(scratch, total, out, k):
     """Copy the events of the EVTS flatbuffer ``scratch[:total]`` to ``out[k:]``: (status,
-    new k, need) with status ``_RUN_OK``, ``_RUN_STOP`` or ``_RUN_GROW_OUT``."""
+    new k, need) with status ``_RUN_OK``, ``_RUN_STOP``, ``_RUN_GROW_OUT`` or
+    ``_RUN_GROW_SCRATCH``.
+
+    ``total`` is a frame decoder's result: the decoded size, -1 for a frame left to
+    Python, -2 - need when ``scratch`` needs ``need`` bytes.
+    """
+    if total <= -2:
+        return _RUN_GROW_SCRATCH, k, -2 - total
+    if total < 0:
+        return _RUN_STOP, k, 0
     start, m = _evts_vector(scratch, total)
     if m < 0:
         return _RUN_STOP, k, 0
@@ -806,10 +815,6 @@ def _decode_lz4_run(buf, pos, n, offset, table_at, stream_ids, events_id, scratc
         if end < 0:
             return _RUN_STOP, pos, k, 0
         total = _lz4_frame(buf, pos + PACKET_HEADER_BYTES, end, scratch)
-        if total <= -2:
-            return _RUN_GROW_SCRATCH, pos, k, -2 - total
-        if total < 0:
-            return _RUN_STOP, pos, k, 0
         status, k_next, need = _take_events(scratch, total, out, k)
         if status != _RUN_OK:
             return status, pos, k, need
@@ -852,10 +857,6 @@ def _decode_zstd_run(buf, pos, n, offset, table_at, stream_ids, events_id, dctx,
         if end < 0:
             return _RUN_STOP, pos, k, 0
         total = _zstd_frame(buf, pos + PACKET_HEADER_BYTES, end, dctx, scratch)
-        if total <= -2:
-            return _RUN_GROW_SCRATCH, pos, k, -2 - total
-        if total < 0:
-            return _RUN_STOP, pos, k, 0
         status, k_next, need = _take_events(scratch, total, out, k)
         if status != _RUN_OK:
             return status, pos, k, need
