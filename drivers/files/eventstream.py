@@ -35,6 +35,13 @@ HEADER_BYTES = 20
 EVENT_BYTES = 5
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _read_address(buf, i):
+    """x and y (u16 LE each) of the 5-byte DVS or ATIS event at ``buf[i]``."""
+    return (np.int64(buf[i + 1]) | (np.int64(buf[i + 2]) << 8),
+            np.int64(buf[i + 3]) | (np.int64(buf[i + 4]) << 8))
+
+
 @njit(cache=True, nogil=True)
 def _decode_dvs(buf, t0, width, height, out_t, out_x, out_y, out_p):
     """DVS state machine over whole events; returns (n_out, consumed, t, bad_index)."""
@@ -53,8 +60,7 @@ def _decode_dvs(buf, t0, width, height, out_t, out_x, out_y, out_p):
             continue
         if i + EVENT_BYTES > n:
             break
-        x = np.int64(buf[i + 1]) | (np.int64(buf[i + 2]) << 8)
-        y = np.int64(buf[i + 3]) | (np.int64(buf[i + 4]) << 8)
+        x, y = _read_address(buf, i)
         if x >= width or y >= height:
             return k, i, t, i
         t += np.int64(b) >> 1
@@ -82,8 +88,7 @@ def _decode_atis(buf, t0, width, height, out_t, out_x, out_y, out_p):
             continue
         if i + EVENT_BYTES > n:
             break
-        x = np.int64(buf[i + 1]) | (np.int64(buf[i + 2]) << 8)
-        y = np.int64(buf[i + 3]) | (np.int64(buf[i + 4]) << 8)
+        x, y = _read_address(buf, i)
         if x >= width or y >= height:
             return k, i, t, i
         t += np.int64(b) >> 2
