@@ -54,7 +54,9 @@ class _ScatterStage(Stage):
         super().reset_state()
         self.counters[0] = 0
 
-    def _scatter(self, inp: Signal, out: Signal) -> int:
+    @property
+    def kernel(self) -> np.ndarray | float:
+        """What ``scatter_steps`` scatters: the flat weights (conv) or the window scale (pool)."""
         raise NotImplementedError
 
     def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
@@ -63,7 +65,8 @@ class _ScatterStage(Stage):
         cap = output_capacity(self.layer.params.geometry, inp.step)
         out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap))
         before = int(self.counters[0])
-        n = self._scatter(inp, out)
+        n = scatter_steps(inp.step, inp.idx, inp.val, self.geom, self.kernel, self.acc,
+                          self.mark, self.touched, out.step, out.idx, out.val, self.counters)
         self.synops += int(self.counters[0]) - before
         return Signal(out.step[:n], out.idx[:n], out.val[:n])
 
@@ -78,9 +81,9 @@ class ConvStage(_ScatterStage):
         super().__init__(layer, profile)
         self.weight = np.ascontiguousarray(layer.params.weight, dtype=np.float64).ravel()
 
-    def _scatter(self, inp: Signal, out: Signal) -> int:
-        return scatter_steps(inp.step, inp.idx, inp.val, self.geom, self.weight, self.acc,
-                             self.mark, self.touched, out.step, out.idx, out.val, self.counters)
+    @property
+    def kernel(self) -> np.ndarray:
+        return self.weight  # read at each call: the weight bank may swap the array
 
 
 @register_stage
@@ -94,9 +97,9 @@ class PoolStage(_ScatterStage):
         params: PoolParams = layer.params
         self.scale = float(params.scale)
 
-    def _scatter(self, inp: Signal, out: Signal) -> int:
-        return scatter_steps(inp.step, inp.idx, inp.val, self.geom, self.scale, self.acc,
-                             self.mark, self.touched, out.step, out.idx, out.val, self.counters)
+    @property
+    def kernel(self) -> float:
+        return self.scale
 
 
 @register_stage
