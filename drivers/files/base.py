@@ -17,6 +17,7 @@ Formats register themselves in ``drivers/files/__init__.py``.
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
 import os
 import stat
@@ -259,6 +260,19 @@ def concat_events(chunks: Iterator[np.ndarray] | list[np.ndarray]) -> np.ndarray
         # joined as bytes: numpy copies packed records one by one (4× slower)
         return np.concatenate([p.view(np.uint8) for p in parts]).view(EVENT_DTYPE)
     return np.concatenate(parts)
+
+
+def round_trip(fmt: Format, events: np.ndarray, geometry: Geometry | None) -> np.ndarray:
+    """``events`` written by ``fmt``'s writer and read back, in memory (a ``warm_up``)."""
+    buf = io.BytesIO()
+    writer = fmt.writer(buf, geometry)
+    if writer is None:
+        raise ValueError(f"{fmt.name}: the format has no writer")
+    writer.write(events)
+    writer.close()
+    buf.seek(0)
+    _, chunks = iter_event_chunks(buf, fmt, "round trip")
+    return concat_events(chunks)
 
 
 def describe(path: str | Path) -> str:

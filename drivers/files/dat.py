@@ -67,8 +67,7 @@ class DatDecoder(WordDecoder):
 
     kernel = _decode_kernel
     record_bytes = RECORD_BYTES
-    word_dtype = "<u4"
-    word_bytes = 4
+    word_dtype = np.dtype("<u4")
 
     def __init__(self, where: str) -> None:
         self.where = where

@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit
 
 from ..packet import EVENT_DTYPE, Geometry
-from .base import FileHeader
+from .base import FileHeader, round_trip
 from .percent_header import RawEvtFormat, header_t_offset_us
 from .words import DONE, FULL, WordDecoder, WordWriter
 
@@ -129,8 +129,7 @@ class Evt2Decoder(WordDecoder):
 
     kernel = _decode_kernel
     record_bytes = 4
-    word_dtype = "<u4"
-    word_bytes = 4
+    word_dtype = np.dtype("<u4")
 
     def __init__(self, where: str, t_offset_us: int = 0) -> None:
         self.where = where
@@ -144,16 +143,13 @@ class Evt2Writer(WordWriter):
 
     version = "2.0"
     max_coord = MAX_COORD
-    word_dtype = "<u4"
+    word_dtype = np.dtype("<u4")
     loop_us = _LOOP_US
     time_high_shift = 6
     time_high_step = _TIME_HIGH_STEP
     words_per_event = 2
     spare_words = 16
     n_state = 2
-
-    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str = "evt2 writer") -> None:
-        super().__init__(f, geometry, where)
 
     def _encode(self, t: np.ndarray, x: np.ndarray, y: np.ndarray, p: np.ndarray,
                 out: np.ndarray) -> tuple[int, int]:
@@ -177,14 +173,4 @@ FORMAT = Evt2Format()
 
 def warm_up() -> None:
     """Compile the EVT 2.0 kernels on tiny inputs."""
-    import io
-
-    from .base import concat_events, iter_event_chunks
-
-    buf = io.BytesIO()
-    writer = Evt2Writer(buf, Geometry(64, 8))
-    writer.write(np.array([(5, 1, 2, 1), (70, 7, 3, 0)], dtype=EVENT_DTYPE))
-    writer.close()
-    buf.seek(0)
-    _, chunks = iter_event_chunks(buf, FORMAT, "warm-up")
-    concat_events(chunks)
+    round_trip(FORMAT, np.array([(5, 1, 2, 1), (70, 7, 3, 0)], dtype=EVENT_DTYPE), Geometry(64, 8))

@@ -98,8 +98,7 @@ class Evt21Decoder(WordDecoder):
 
     kernel = _decode_kernel
     record_bytes = WORD_BYTES
-    word_dtype = "<u4"
-    word_bytes = 4
+    word_dtype = np.dtype("<u4")
     events_per_word = 4.0
     max_per_word = 32
 

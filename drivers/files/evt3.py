@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from ..packet import EVENT_DTYPE, Geometry
-from .base import FileHeader
+from .base import FileHeader, round_trip
 from .percent_header import RawEvtFormat, header_t_offset_us
 from .words import DONE, FULL, PARTIAL, WordDecoder, WordWriter, bit_index
 
@@ -245,8 +245,7 @@ class Evt3Decoder(WordDecoder):
 
     kernel = _decode_kernel
     record_bytes = 2
-    word_dtype = "<u2"
-    word_bytes = 2
+    word_dtype = np.dtype("<u2")
     max_per_word = 32
     truncated = "truncated EVT 3.0 vector (VECT_12 needs 3 words, {n_left} left)"
 
@@ -264,7 +263,7 @@ class Evt3Writer(WordWriter):
 
     version = "3.0"
     max_coord = MAX_COORD
-    word_dtype = "<u2"
+    word_dtype = np.dtype("<u2")
     loop_us = _LOOP_US
     time_high_shift = 12
     time_high_step = _TIME_HIGH_STEP
@@ -272,7 +271,7 @@ class Evt3Writer(WordWriter):
     spare_words = 64
     n_state = 4
 
-    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str = "evt3 writer") -> None:
+    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str | None = None) -> None:
         super().__init__(f, geometry, where)
         self.state[_E_Y] = -1
         self._vector_width = geometry.width if geometry else MAX_COORD
@@ -300,16 +299,7 @@ FORMAT = Evt3Format()
 
 def warm_up() -> None:
     """Compile the EVT 3.0 kernels on tiny inputs."""
-    import io
-
-    from .base import concat_events, iter_event_chunks
-
-    buf = io.BytesIO()
-    writer = Evt3Writer(buf, Geometry(64, 8))
-    writer.write(np.array([(5, 1, 2, 1), (5, 2, 2, 1), (5, 3, 2, 1), (5, 4, 2, 1),
-                           (5, 5, 2, 1), (9, 7, 3, 0)], dtype=EVENT_DTYPE))
-    writer.close()
-    buf.seek(0)
-    _, chunks = iter_event_chunks(buf, FORMAT, "warm-up")
-    concat_events(chunks)
+    events = np.array([(5, 1, 2, 1), (5, 2, 2, 1), (5, 3, 2, 1), (5, 4, 2, 1), (5, 5, 2, 1),
+                       (9, 7, 3, 0)], dtype=EVENT_DTYPE)
+    round_trip(FORMAT, events, Geometry(64, 8))
 

@@ -87,8 +87,7 @@ class WordDecoder:
     kernel: ClassVar[DecodeKernel]
     record_bytes: ClassVar[int]
     """Bytes per kernel position (a word, or a record of several words)."""
-    word_dtype: ClassVar[str]
-    word_bytes: ClassVar[int]
+    word_dtype: ClassVar[np.dtype]
     events_per_word: ClassVar[float] = 1.0
     max_per_word: ClassVar[int] = 1
     truncated: ClassVar[str] = "truncated record ({n_left} words left)"
@@ -99,7 +98,7 @@ class WordDecoder:
     def decode(self, buf: memoryview, offset: int, final: bool) -> tuple[np.ndarray, int]:
         n_records = len(buf) // self.record_bytes
         words = np.frombuffer(buf, dtype=self.word_dtype,
-                              count=n_records * self.record_bytes // self.word_bytes)
+                              count=n_records * self.record_bytes // self.word_dtype.itemsize)
         events, used, status = collect_events(type(self).kernel, words, self.params, n_records,
                                               self.events_per_word, self.max_per_word)
         if status == PARTIAL and final:
@@ -167,7 +166,7 @@ class WordWriter:
 
     version: ClassVar[str]
     max_coord: ClassVar[int]
-    word_dtype: ClassVar[str]
+    word_dtype: ClassVar[np.dtype]
     loop_us: ClassVar[int]
     time_high_shift: ClassVar[int]
     """t bits below the time-high field."""
@@ -177,10 +176,10 @@ class WordWriter:
     spare_words: ClassVar[int]
     n_state: ClassVar[int]
 
-    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str) -> None:
+    def __init__(self, f: BinaryIO, geometry: Geometry | None, where: str | None = None) -> None:
         self.f = f
         self.geometry = geometry
-        self.where = where
+        self.where = where or f"evt{self.version[0]} writer"
         self.state = np.zeros(self.n_state, dtype=np.int64)
         self.t_offset_us: int | None = None
         self.t_last_us = -1
