@@ -23,7 +23,7 @@ import numpy as np
 
 from .kernels.dense import scatter_dense
 from .kernels.sparse import scatter_csr, to_csr
-from .signal import Signal, empty_signal
+from .signal import Signal
 from .stages import DenseStage
 from .weights import KnobError, WeightBank, bank_of
 
@@ -47,18 +47,10 @@ class CsrDenseStage(DenseStage):
             self.mark = np.zeros(n, np.uint8)
             self.touched = np.empty(n, np.int64)
 
-    def advance(self, k0: int, k1: int, inp: Signal) -> Signal:
-        if not len(inp):
-            return empty_signal()
-        n_steps = int(np.count_nonzero(np.diff(inp.step))) + 1
-        cap = n_steps * self.size
-        out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.float64))
-        before = int(self.counters[0])
-        n = scatter_csr(inp.step, inp.idx, inp.val, self.indptr, self.indices, self.data,
-                        self.acc, self.mark, self.touched, out.step, out.idx, out.val,
-                        self.counters)
-        self.synops += int(self.counters[0]) - before
-        return Signal(out.step[:n], out.idx[:n], out.val[:n])
+    def _scatter(self, inp: Signal, out: Signal) -> int:
+        return scatter_csr(inp.step, inp.idx, inp.val, self.indptr, self.indices, self.data,
+                           self.acc, self.mark, self.touched, out.step, out.idx, out.val,
+                           self.counters)
 
 
 def _swap(core: Any, bank: WeightBank, name: str, cls: type[DenseStage]) -> DenseStage:

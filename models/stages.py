@@ -104,10 +104,14 @@ class DenseStage(Stage):
         cap = n_steps * self.size
         out = Signal(np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.float64))
         before = int(self.counters[0])
-        n = scatter_dense(inp.step, inp.idx, inp.val, self.weight_t, self.acc,
-                          out.step, out.idx, out.val, self.counters)
+        n = self._scatter(inp, out)
         self.synops += int(self.counters[0]) - before
         return Signal(out.step[:n], out.idx[:n], out.val[:n])
+
+    def _scatter(self, inp: Signal, out: Signal) -> int:
+        """Scatter the input events through the weights into ``out``; returns the count."""
+        return scatter_dense(inp.step, inp.idx, inp.val, self.weight_t, self.acc,
+                             out.step, out.idx, out.val, self.counters)
 
 
 class ScaleStage(Stage):
