@@ -408,6 +408,22 @@ def assert_same(fast: object, slow: object) -> None:
         assert fast is slow
 
 
+def codec_files(events: np.ndarray, fast: aedat4.Compression, high: aedat4.Compression
+                ) -> list[tuple[bytes, np.ndarray]]:
+    """Files of ``events`` in both levels of one codec, 1 to 20 000 events a packet, and
+    one with an IMU packet first: (bytes, the events they hold)."""
+    files = [(write_bytes(events, c, per_packet=p), events)
+             for c in (fast, high) for p in (1, 700, 20_000)]
+    files.append((imu_first_file(events[:500], fast), events[:500]))
+    return files
+
+
+def assert_files_decode(files: list[tuple[bytes, np.ndarray]]) -> None:
+    for data, expected in files:
+        for chunk_bytes in (1 << 22, 5000):
+            np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
+
+
 def refuse_python_lz4(*args: object) -> bytes:
     raise AssertionError("python-lz4 path used")
 
@@ -419,15 +435,10 @@ def refuse_python_decompress(*args: object) -> bytes:
 @pytest.mark.skipif(not aedat4._FAST_ZSTD, reason="no libzstd for the kernels")
 def test_fast_path_decodes_zstd_frames_without_python() -> None:
     events = random_events(30_000, seed=12)
-    files = [(write_bytes(events, c, per_packet=p), events)
-             for c in (aedat4.Compression.ZSTD, aedat4.Compression.ZSTD_HIGH)
-             for p in (1, 700, 20_000)]
-    files.append((imu_first_file(events[:500], aedat4.Compression.ZSTD), events[:500]))
+    files = codec_files(events, aedat4.Compression.ZSTD, aedat4.Compression.ZSTD_HIGH)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(aedat4, "decompress", refuse_python_decompress)
-        for data, expected in files:
-            for chunk_bytes in (1 << 22, 5000):
-                np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
+        assert_files_decode(files)
 
 
 @pytest.mark.parametrize("options", [
@@ -456,19 +467,14 @@ def test_fast_path_decodes_plain_frames_without_python_lz4(shared: Path) -> None
     """Plain frames (the sample's, ours with content size, multi-block, linked) never reach
     python-lz4."""
     events = random_events(30_000, seed=5)
-    files = [(write_bytes(events, c, per_packet=p), events)
-             for c in (aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH)
-             for p in (1, 700, 20_000)]
-    files.append((imu_first_file(events[:500], aedat4.Compression.LZ4), events[:500]))
+    files = codec_files(events, aedat4.Compression.LZ4, aedat4.Compression.LZ4_HIGH)
     sample = (shared / "data" / SAMPLE).read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(aedat4, "_FAST_LZ4", False)
         files.append((sample, read_bytes(sample)[1]))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(aedat4, "_decompress_lz4", refuse_python_lz4)
-        for data, expected in files:
-            for chunk_bytes in (1 << 22, 5000):
-                np.testing.assert_array_equal(read_bytes(data, chunk_bytes)[1], expected)
+        assert_files_decode(files)
 
 
 @pytest.mark.parametrize("options", [
