@@ -125,33 +125,35 @@ def _tap_target(i, pad, tap, dil, stride, n_out):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _read_geometry(geom):
+    """The ``GEOM_*`` entries of ``geom`` as a tuple, in index order."""
+    return (geom[GEOM_C_IN], geom[GEOM_H_IN], geom[GEOM_W_IN], geom[GEOM_C_OUT],
+            geom[GEOM_H_OUT], geom[GEOM_W_OUT], geom[GEOM_KH], geom[GEOM_KW], geom[GEOM_SY],
+            geom[GEOM_SX], geom[GEOM_PY], geom[GEOM_PX], geom[GEOM_DY], geom[GEOM_DX],
+            geom[GEOM_GROUPS])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _input_position(src, h_in, w_in):
+    """Channel, row and column of flat input index ``src``."""
+    c = src // (h_in * w_in)
+    rem = src - c * (h_in * w_in)
+    iy = rem // w_in
+    return c, iy, rem - iy * w_in
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_dirty):
     """Add ``amount`` × the kernel of input ``src`` into ``acc``.
 
     Every output touched for the first time (``dirty_flag == 0``) is flagged and
     appended to ``dirty_list``. Returns ``(n_dirty, n_synops)``.
     """
-    c_in = geom[0]
-    h_in = geom[1]
-    w_in = geom[2]
-    c_out = geom[3]
-    h_out = geom[4]
-    w_out = geom[5]
-    kh = geom[6]
-    kw = geom[7]
-    sy = geom[8]
-    sx = geom[9]
-    py = geom[10]
-    px = geom[11]
-    dy = geom[12]
-    dx = geom[13]
-    groups = geom[14]
+    (c_in, h_in, w_in, c_out, h_out, w_out, kh, kw, sy, sx, py, px, dy, dx,
+     groups) = _read_geometry(geom)
     cg_in = c_in // groups
     cg_out = c_out // groups
-    c = src // (h_in * w_in)
-    rem = src - c * (h_in * w_in)
-    iy = rem // w_in
-    ix = rem - iy * w_in
+    c, iy, ix = _input_position(src, h_in, w_in)
     g = c // cg_in
     cl = c - g * cg_in
     o0 = g * cg_out
@@ -183,20 +185,8 @@ def _scatter_conv_one(src, amount, geom, weight, acc, dirty_flag, dirty_list, n_
 def _scatter_window_one(src, amount, geom, scale, acc, dirty_flag, dirty_list, n_dirty):
     """Pooling (see ``kernels.pool``): add ``amount · scale`` to each window holding input
     ``src``; returns ``(n_dirty, n_synops)`` like ``_scatter_conv_one``."""
-    h_in = geom[1]
-    w_in = geom[2]
-    h_out = geom[4]
-    w_out = geom[5]
-    kh = geom[6]
-    kw = geom[7]
-    sy = geom[8]
-    sx = geom[9]
-    py = geom[10]
-    px = geom[11]
-    c = src // (h_in * w_in)
-    rem = src - c * (h_in * w_in)
-    iy = rem // w_in
-    ix = rem - iy * w_in
+    _, h_in, w_in, _, h_out, w_out, kh, kw, sy, sx, py, px, _, _, _ = _read_geometry(geom)
+    c, iy, ix = _input_position(src, h_in, w_in)
     n_synops = 0
     value = amount * scale
     # windows oy with 0 <= iy + py - oy*sy < kh
