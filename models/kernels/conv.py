@@ -315,23 +315,35 @@ def scatter_conv(
         raise ConvGeometryError(
             f"convolution: weight shape {weight.shape} != expected {geometry.weight_shape}"
         )
+    return scatter_checked("convolution", geometry, weight.ravel(), src, amount, acc)
+
+
+def scatter_checked(
+    layer: str,
+    geometry: ConvGeometry,
+    kernel: np.ndarray | float,
+    src: np.ndarray,
+    amount: np.ndarray | None,
+    acc: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``scatter_batch`` after checking ``src``, ``amount`` and ``acc`` (errors name
+    ``layer``); returns ``(acc, touched, n_synops)`` as ``scatter_conv`` does."""
     src = np.ascontiguousarray(src, dtype=np.int64)
     if src.ndim != 1 or (src.size and (src.min() < 0 or src.max() >= geometry.n_in)):
-        raise ConvGeometryError(f"convolution: input indices must lie in [0, {geometry.n_in})")
+        raise ConvGeometryError(f"{layer}: input indices must lie in [0, {geometry.n_in})")
     if amount is None:
         amount = np.ones(src.shape[0], dtype=np.float64)
     amount = np.ascontiguousarray(amount, dtype=np.float64)
     if amount.shape != src.shape:
-        raise ConvGeometryError(f"convolution: amount shape {amount.shape} != src {src.shape}")
+        raise ConvGeometryError(f"{layer}: amount shape {amount.shape} != src {src.shape}")
     if acc is None:
         acc = np.zeros(geometry.n_out, dtype=np.float64)
     elif acc.shape != (geometry.n_out,) or acc.dtype != np.float64:
-        raise ConvGeometryError(f"convolution: acc must be float64 of shape ({geometry.n_out},)")
+        raise ConvGeometryError(f"{layer}: acc must be float64 of shape ({geometry.n_out},)")
     flag = np.zeros(geometry.n_out, dtype=np.uint8)
     touched = np.empty(geometry.n_out, dtype=np.int64)
-    n_dirty, n_synops = scatter_batch(
-        src, amount, geometry.as_array(), weight.ravel(), acc, flag, touched
-    )
+    n_dirty, n_synops = scatter_batch(src, amount, geometry.as_array(), kernel, acc, flag,
+                                      touched)
     return acc, touched[:n_dirty].copy(), int(n_synops)
 
 

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import ConvGeometry, ConvGeometryError, output_capacity, scatter_batch, scatter_steps
+from .conv import (
+    ConvGeometry,
+    ConvGeometryError,
+    output_capacity,
+    scatter_checked,
+    scatter_steps,
+)
 
 
 def pool_geometry(
@@ -43,24 +49,7 @@ def scatter_pool(
 
     Returns ``(acc, touched, n_synops)`` like ``conv.scatter_conv``.
     """
-    src = np.ascontiguousarray(src, dtype=np.int64)
-    if src.ndim != 1 or (src.size and (src.min() < 0 or src.max() >= geometry.n_in)):
-        raise ConvGeometryError(f"pooling: input indices must lie in [0, {geometry.n_in})")
-    if amount is None:
-        amount = np.ones(src.shape[0], dtype=np.float64)
-    amount = np.ascontiguousarray(amount, dtype=np.float64)
-    if amount.shape != src.shape:
-        raise ConvGeometryError(f"pooling: amount shape {amount.shape} != src {src.shape}")
-    if acc is None:
-        acc = np.zeros(geometry.n_out, dtype=np.float64)
-    elif acc.shape != (geometry.n_out,) or acc.dtype != np.float64:
-        raise ConvGeometryError(f"pooling: acc must be float64 of shape ({geometry.n_out},)")
-    flag = np.zeros(geometry.n_out, dtype=np.uint8)
-    touched = np.empty(geometry.n_out, dtype=np.int64)
-    n_dirty, n_synops = scatter_batch(
-        src, amount, geometry.as_array(), float(scale), acc, flag, touched
-    )
-    return acc, touched[:n_dirty].copy(), int(n_synops)
+    return scatter_checked("pooling", geometry, float(scale), src, amount, acc)
 
 
 def warm_up() -> None:
