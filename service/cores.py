@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numba import njit
 
 from spikegate.drivers.packet import EVENT_DTYPE, SPIKE_DTYPE, Geometry
 from spikegate.models import network as core_network
@@ -34,6 +35,39 @@ class CoreStep:
         return sum(self.synops.values())
 
 
+def _axis_map(sensor: int, model: int, fit: str) -> np.ndarray:
+    """Model coordinate of each sensor coordinate along one axis (−1: outside the model).
+    ``scale``: c·model // sensor; ``crop``: c itself while below ``model``."""
+    if fit == "scale":
+        c = np.arange(max(sensor, 1), dtype=np.int64)
+        mapped = c * model // max(sensor, 1)
+    else:  # an address beyond the sensor but inside the model is kept, as it is
+        mapped = np.arange(max(sensor, model, 1), dtype=np.int64)
+    return np.where(mapped < model, mapped, -1)
+
+
+@njit(cache=True, nogil=True)
+def _fit_kernel(t, x, y, p, x_map, y_map, two_polarities, out):
+    """Events through the axis maps into ``out`` (kept in order; coordinates beyond the
+    maps, i.e. beyond the sensor, and mapped to −1 are dropped); returns how many."""
+    k = 0
+    for e in range(t.shape[0]):
+        xe = np.int64(x[e])
+        ye = np.int64(y[e])
+        if xe >= x_map.shape[0] or ye >= y_map.shape[0]:
+            continue
+        mx = x_map[xe]
+        my = y_map[ye]
+        if mx < 0 or my < 0:
+            continue
+        out[k]["t"] = t[e]
+        out[k]["x"] = mx
+        out[k]["y"] = my
+        out[k]["p"] = min(p[e], 1) if two_polarities else 0
+        k += 1
+    return k
+
+
 class ModelCore:
     """Runs a ``Network`` on a source's events, fitted to the model's (P, H, W) input."""
 
@@ -51,6 +85,8 @@ class ModelCore:
         self.n_p, self.n_y, self.n_x = network.event_shape
         self.outside = 0  # events dropped by ``crop``
         self.output_size = network.output_size
+        self._x_map = _axis_map(geometry.width, self.n_x, fit)
+        self._y_map = _axis_map(geometry.height, self.n_y, fit)
 
     @property
     def stages(self) -> dict[str, object]:
@@ -60,19 +96,11 @@ class ModelCore:
     def fit_events(self, events: np.ndarray) -> np.ndarray:
         """Source addresses → model input addresses (a new array)."""
         out = np.empty(events.shape[0], dtype=EVENT_DTYPE)
-        out["t"] = events["t"]
-        x = events["x"].astype(np.int64)
-        y = events["y"].astype(np.int64)
-        if self.fit == "scale":
-            x = x * self.n_x // max(self.geometry.width, 1)
-            y = y * self.n_y // max(self.geometry.height, 1)
-        keep = (x < self.n_x) & (y < self.n_y)  # scale: only events beyond the sensor
-        out["x"] = np.where(keep, x, 0)
-        out["y"] = np.where(keep, y, 0)
-        out["p"] = np.minimum(events["p"], 1) if self.n_p == 2 else 0
-        if not keep.all():
-            self.outside += int(np.count_nonzero(~keep))
-            out = out[keep]
+        n = _fit_kernel(events["t"], events["x"], events["y"], events["p"], self._x_map,
+                        self._y_map, self.n_p == 2, out)
+        if n < out.shape[0]:
+            self.outside += out.shape[0] - n
+            out = out[:n]
         return out
 
     def step(self, events: np.ndarray) -> CoreStep:
@@ -90,6 +118,9 @@ class ModelCore:
     def warm_up(self) -> None:
         """Compile the core's kernels, then run this network once from rest."""
         core_network.warm_up()
-        probe = np.zeros(1, dtype=EVENT_DTYPE)
-        self.step(probe)
-        self.network.reset_state()
+        # one event and two: numba types a one-event packet's columns as contiguous,
+        # longer ones as strided, and compiles each kind once
+        for n in (1, 2):
+            self.step(np.zeros(n, dtype=EVENT_DTYPE))
+            self.network.reset_state()
+        self.late = self.outside = 0
