@@ -28,9 +28,7 @@ def run_dense_chain(k0, k1, in_step, in_idx, in_val, weights, coefs, flags, fsta
     ``deltas[2·l]`` = synaptic operations of layer l's dense part in this call,
     ``deltas[2·l + 1]`` = its neuron updates.
     """
-    step = in_step[:]
-    idx = in_idx[:]
-    val = in_val[:]
+    step, idx, val = in_step, in_idx, in_val
     for layer in range(len(weights)):
         w = weights[layer]
         n_post = w.shape[1]
